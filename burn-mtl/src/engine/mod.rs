@@ -1,0 +1,109 @@
+//! The `engine` layer: how the per-task gradients of a step are obtained.
+//!
+//! Burn has no `retain_graph`: a second `backward()` through nodes an earlier backward consumed
+//! panics. The **parameter engine** here therefore runs one forward and one backward per task
+//! and collects each task's gradients as a `GradientsParams` — the exact full Jacobian, at
+//! about K times the cost of a single-task step.
+
+use burn::module::AutodiffModule;
+use burn::optim::GradientsParams;
+use burn::tensor::Tensor;
+use burn::tensor::backend::AutodiffBackend;
+
+use crate::MtlError;
+
+/// The K task gradients of one step, as the [`MultiTaskOptimizer`](crate::MultiTaskOptimizer)
+/// consumes them: one `GradientsParams` per task, and optionally the K task losses (reported,
+/// and used by loss-aware methods).
+///
+/// Build it with [`TaskGradients::per_task`] or [`TaskGradients::from_losses`] (the parameter
+/// engine), or from gradients computed elsewhere with [`TaskGradients::new`].
+///
+/// ```
+/// use burn::backend::{Autodiff, NdArray};
+/// use burn::nn::{Linear, LinearConfig};
+/// use burn::tensor::Tensor;
+/// use burn_mtl::TaskGradients;
+/// type B = Autodiff<NdArray>;
+/// let dev = Default::default();
+/// let model: Linear<B> = LinearConfig::new(3, 2).init(&dev);
+/// let x = Tensor::<B, 2>::ones([4, 3], &dev);
+/// // task k's loss: the mean of output column k
+/// let grads = TaskGradients::per_task(&model, 2, |m, k| {
+///     m.forward(x.clone()).slice([0..4, k..k + 1]).mean()
+/// });
+/// assert_eq!(grads.num_tasks(), 2);
+/// ```
+pub struct TaskGradients<B: AutodiffBackend> {
+    pub(crate) grads: Vec<GradientsParams>,
+    pub(crate) losses: Option<Vec<Tensor<B::InnerBackend, 1>>>,
+}
+
+impl<B: AutodiffBackend> TaskGradients<B> {
+    /// Task gradients computed by the caller (one `GradientsParams` per task, e.g. from
+    /// `GradientsParams::from_grads(loss_k.backward(), &model)`).
+    pub fn new(grads: Vec<GradientsParams>) -> Self {
+        Self { grads, losses: None }
+    }
+
+    /// Attaches the K task losses (one-element tensors; detached here).
+    pub fn with_losses(mut self, losses: Vec<Tensor<B, 1>>) -> Self {
+        self.losses = Some(losses.into_iter().map(|l| l.inner()).collect());
+        self
+    }
+
+    /// K, the number of tasks.
+    pub fn num_tasks(&self) -> usize {
+        self.grads.len()
+    }
+
+    /// Parameter engine: for each task `k` in `0..num_tasks`, calls `loss(module, k)` — a
+    /// forward pass computing task k's loss (one element) — and back-propagates it. K forwards
+    /// and K backwards; the losses are kept (detached) for the report.
+    pub fn per_task<M, F>(module: &M, num_tasks: usize, mut loss: F) -> Self
+    where
+        M: AutodiffModule<B>,
+        F: FnMut(&M, usize) -> Tensor<B, 1>,
+    {
+        let mut grads = Vec::with_capacity(num_tasks);
+        let mut losses = Vec::with_capacity(num_tasks);
+        for k in 0..num_tasks {
+            let l = loss(module, k);
+            grads.push(GradientsParams::from_grads(l.backward(), module));
+            losses.push(l.inner());
+        }
+        Self { grads, losses: Some(losses) }
+    }
+
+    /// Parameter engine for a model that computes all task losses in one forward pass:
+    /// `losses(module)` is called K times (Burn cannot back-propagate twice through one graph),
+    /// and the k-th call back-propagates the k-th loss. Errors if the closure returns no losses
+    /// or a different number of losses on a later call.
+    pub fn from_losses<M, F>(module: &M, mut losses: F) -> Result<Self, MtlError>
+    where
+        M: AutodiffModule<B>,
+        F: FnMut(&M) -> Vec<Tensor<B, 1>>,
+    {
+        let first = losses(module);
+        let k = first.len();
+        if k == 0 {
+            return Err(MtlError::NoTasks);
+        }
+        let mut grads = Vec::with_capacity(k);
+        let mut kept = Vec::with_capacity(k);
+        let mut current = first;
+        for task in 0..k {
+            if task > 0 {
+                current = losses(module);
+                if current.len() != k {
+                    return Err(MtlError::TaskCount { expected: k, got: current.len() });
+                }
+            }
+            // `swap_remove(task)` returns exactly the task-th loss of this fresh forward.
+            let l = current.swap_remove(task);
+            grads.push(GradientsParams::from_grads(l.backward(), module));
+            kept.push(l.inner());
+        }
+        Ok(Self { grads, losses: Some(kept) })
+    }
+}

@@ -1,0 +1,48 @@
+//! The one error type of burn-mtl.
+
+/// Everything that can go wrong when aggregating task gradients.
+///
+/// Errors are returned *before* any state changes: when a step fails, the model, the wrapped
+/// optimizer and the method's state are exactly as they were before the call.
+///
+/// ```
+/// use burn_mtl::MtlError;
+/// let err = MtlError::NonFinite { task: 2, what: "gradient" };
+/// assert_eq!(err.to_string(), "non-finite gradient for task 2");
+/// ```
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum MtlError {
+    /// A loss, a gradient or a Gram entry of task `task` is NaN or infinite.
+    #[error("non-finite {what} for task {task}")]
+    NonFinite {
+        /// The 0-based index of the offending task.
+        task: usize,
+        /// What was non-finite: `"loss"`, `"gradient"`, ...
+        what: &'static str,
+    },
+    /// The number of tasks given does not match what the method or the optimizer expects.
+    #[error("expected {expected} tasks, got {got}")]
+    TaskCount {
+        /// The number of tasks expected.
+        expected: usize,
+        /// The number of tasks received.
+        got: usize,
+    },
+    /// No task gradients were given.
+    #[error("no tasks: at least one task gradient is needed")]
+    NoTasks,
+    /// A method specification string such as `pcgrad:seed=3` could not be parsed.
+    #[error("invalid method specification `{spec}`: {reason}")]
+    InvalidMethod {
+        /// The specification as given.
+        spec: String,
+        /// Why it was rejected.
+        reason: String,
+    },
+    /// A configuration value is out of its valid range.
+    #[error("invalid configuration: {0}")]
+    InvalidConfig(String),
+    /// A matrix given to the host maths has the wrong shape or is not symmetric.
+    #[error("invalid matrix: {0}")]
+    InvalidMatrix(String),
+}

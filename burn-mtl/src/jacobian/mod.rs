@@ -1,0 +1,292 @@
+//! The `jacobian` layer: backend-generic tensor plumbing, the only place that knows how task
+//! gradients are laid out in Burn.
+//!
+//! Per step, for every parameter that more than one task touches ("shared"), the K task
+//! gradients are stacked into one `J_p: [K, n_p]` block; the Gram matrix `M = Σ_p J_p J_pᵀ` is
+//! accumulated on the device, read to the host **once** (together with the losses and the head
+//! gradient norms, in one transaction), and after the method has chosen the weights `w`, each
+//! block is combined on the device as `d_p = wᵀ J_p`. There is never a `[K, P]` copy of the
+//! whole model: each per-task gradient is moved into its block (the per-task
+//! `GradientsParams` entries are removed as they are stacked).
+//!
+//! Parameters that exactly one task touches when K ≥ 2 ("private", e.g. task heads) are not in
+//! the Gram matrix; they are updated by the [`HeadUpdate`](crate::HeadUpdate) rule. A task that
+//! does not touch a shared parameter contributes a zero row to that parameter's block.
+
+mod dense;
+mod pack;
+mod visitors;
+
+use std::collections::HashMap;
+
+use burn::module::{AutodiffModule, ParamId};
+use burn::optim::GradientsParams;
+use burn::tensor::backend::{AutodiffBackend, Backend};
+use burn::tensor::{Tensor, TensorData, Transaction};
+
+use crate::MtlError;
+use crate::linalg::Matrix;
+
+pub use dense::aggregate_dense;
+pub use pack::{infer_packed_k, merge_multi, pack_task_grads};
+
+/// `J Jᵀ` for one `[K, n]` block: that block's contribution to the Gram matrix.
+///
+/// ```
+/// use burn::backend::NdArray;
+/// use burn::tensor::Tensor;
+/// let dev = Default::default();
+/// let j = Tensor::<NdArray, 2>::from_floats([[1.0, 2.0], [0.0, 1.0]], &dev);
+/// let m = burn_mtl::jacobian::gram_block(&j);
+/// assert_eq!(m.into_data().to_vec::<f32>().unwrap(), vec![5.0, 2.0, 2.0, 1.0]);
+/// ```
+pub fn gram_block<B: Backend>(j: &Tensor<B, 2>) -> Tensor<B, 2> {
+    j.clone().matmul(j.clone().transpose())
+}
+
+/// `wᵀ J` for one `[K, n]` block: the combined update `Σ_k w_k J[k]` as `[n]`.
+/// `w` is a `[1, K]` tensor on the block's device (see [`weights_tensor`]).
+///
+/// ```
+/// use burn::backend::NdArray;
+/// use burn::tensor::Tensor;
+/// let dev = Default::default();
+/// let j = Tensor::<NdArray, 2>::from_floats([[1.0, 2.0], [0.0, 1.0]], &dev);
+/// let w = burn_mtl::jacobian::weights_tensor::<NdArray>(&[0.5, 2.0], &dev);
+/// let d = burn_mtl::jacobian::combine_block(w, j);
+/// assert_eq!(d.into_data().to_vec::<f32>().unwrap(), vec![0.5, 3.0]);
+/// ```
+pub fn combine_block<B: Backend>(w: Tensor<B, 2>, j: Tensor<B, 2>) -> Tensor<B, 1> {
+    let n = j.dims()[1];
+    w.matmul(j).reshape([n])
+}
+
+/// The host weights as a `[1, K]` tensor on `device` (in the device's float dtype).
+pub fn weights_tensor<B: Backend>(w: &[f64], device: &B::Device) -> Tensor<B, 2> {
+    let data: Vec<f32> = w.iter().map(|&v| v as f32).collect();
+    Tensor::from_data(TensorData::new(data, [1, w.len()]), device)
+}
+
+/// What is read back to the host once per step.
+#[derive(Clone, Debug)]
+pub struct HostRead {
+    /// The K×K Gram matrix of the shared-parameter gradients.
+    pub gram: Matrix,
+    /// Per task, the squared norm of its private-parameter (head) gradients.
+    pub head_sq_norms: Vec<f64>,
+    /// The task losses, if they were given.
+    pub losses: Option<Vec<f64>>,
+}
+
+impl HostRead {
+    /// Errors with the first task whose loss, gradient or Gram entries are not finite.
+    pub fn check_finite(&self) -> Result<(), MtlError> {
+        let k = self.gram.rows();
+        if let Some(l) = &self.losses
+            && let Some(task) = l.iter().position(|v| !v.is_finite())
+        {
+            return Err(MtlError::NonFinite { task, what: "loss" });
+        }
+        for task in 0..k {
+            if !self.gram.get(task, task).is_finite() || !self.head_sq_norms[task].is_finite() {
+                return Err(MtlError::NonFinite { task, what: "gradient" });
+            }
+        }
+        for task in 0..k {
+            if self.gram.row(task).iter().any(|v| !v.is_finite()) {
+                return Err(MtlError::NonFinite { task, what: "gradient (Gram overflow)" });
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The K task gradients of one step, laid out for aggregation: one `[K, n_p]` block per shared
+/// parameter, the private (single-task) gradients, and the Gram matrix accumulated on the
+/// device. `B` is the inner (non-autodiff) backend the gradients live on.
+pub struct TaskJacobian<B: Backend> {
+    k: usize,
+    shared: HashMap<ParamId, Tensor<B, 2>>,
+    private: GradientsParams,
+    private_task: HashMap<ParamId, Option<usize>>,
+    gram: Option<Tensor<B, 2>>,
+    head_sq: Vec<Option<Tensor<B, 1>>>,
+    losses: Option<Tensor<B, 1>>,
+}
+
+impl<B: Backend> TaskJacobian<B> {
+    /// Lays out K per-task `GradientsParams` of `module` (removing their entries as it goes).
+    ///
+    /// Errors if `per_task` is empty or a gradient's shape differs from its parameter's.
+    pub fn from_task_grads<AB, M>(
+        module: &M,
+        per_task: Vec<GradientsParams>,
+    ) -> Result<Self, MtlError>
+    where
+        AB: AutodiffBackend<InnerBackend = B>,
+        M: AutodiffModule<AB>,
+    {
+        if per_task.is_empty() {
+            return Err(MtlError::NoTasks);
+        }
+        let mut jac = Self::empty(per_task.len());
+        visitors::collect_task_grads::<AB, M>(module, per_task, &mut jac)?;
+        Ok(jac)
+    }
+
+    /// Lays out a packed `GradientsParams` (see [`pack_task_grads`]): entries of shape
+    /// `[K·d0, d1, ...]` under a parameter of shape `[d0, d1, ...]` are the K task gradients of a
+    /// shared parameter; any other entry is a private gradient whose task is unknown and which
+    /// is passed through unchanged.
+    pub fn from_packed<AB, M>(module: &M, packed: GradientsParams, k: usize) -> Result<Self, MtlError>
+    where
+        AB: AutodiffBackend<InnerBackend = B>,
+        M: AutodiffModule<AB>,
+    {
+        if k == 0 {
+            return Err(MtlError::NoTasks);
+        }
+        let mut jac = Self::empty(k);
+        visitors::collect_packed::<AB, M>(module, packed, &mut jac)?;
+        Ok(jac)
+    }
+
+    fn empty(k: usize) -> Self {
+        Self {
+            k,
+            shared: HashMap::new(),
+            private: GradientsParams::new(),
+            private_task: HashMap::new(),
+            gram: None,
+            head_sq: vec![None; k],
+            losses: None,
+        }
+    }
+
+    /// K, the number of tasks.
+    pub fn num_tasks(&self) -> usize {
+        self.k
+    }
+
+    /// Number of shared parameters (those in the Gram matrix).
+    pub fn num_shared(&self) -> usize {
+        self.shared.len()
+    }
+
+    /// Attaches the K task losses (each a one-element tensor), read with the Gram matrix.
+    pub fn set_losses(&mut self, losses: Vec<Tensor<B, 1>>) -> Result<(), MtlError> {
+        if losses.len() != self.k {
+            return Err(MtlError::TaskCount { expected: self.k, got: losses.len() });
+        }
+        let flat: Vec<Tensor<B, 1>> = losses
+            .into_iter()
+            .map(|l| {
+                let n = l.dims()[0];
+                if n == 1 { Ok(l) } else { Err(n) }
+            })
+            .collect::<Result<_, _>>()
+            .map_err(|n| {
+                MtlError::InvalidConfig(format!("a task loss must have one element, got {n}"))
+            })?;
+        let device = flat[0].device();
+        self.losses =
+            Some(Tensor::cat(flat.into_iter().map(|l| l.to_device(&device)).collect(), 0));
+        Ok(())
+    }
+
+    pub(crate) fn add_shared(&mut self, id: ParamId, j: Tensor<B, 2>) {
+        let part = gram_block(&j);
+        self.gram = Some(match self.gram.take() {
+            None => part,
+            // Under sharded multi-device training, blocks may live on different devices.
+            Some(acc) => {
+                let dev = acc.device();
+                acc + part.to_device(&dev)
+            }
+        });
+        self.shared.insert(id, j);
+    }
+
+    pub(crate) fn add_private<const D: usize>(
+        &mut self,
+        id: ParamId,
+        task: Option<usize>,
+        grad: Tensor<B, D>,
+    ) {
+        if let Some(t) = task {
+            let sq = (grad.clone() * grad.clone()).sum();
+            self.head_sq[t] = Some(match self.head_sq[t].take() {
+                None => sq,
+                Some(acc) => {
+                    let dev = acc.device();
+                    acc + sq.to_device(&dev)
+                }
+            });
+        }
+        self.private.register(id, grad);
+        self.private_task.insert(id, task);
+    }
+
+    /// Reads the Gram matrix, the head norms and the losses to the host in one transaction
+    /// (the step's single device synchronisation). Without shared parameters the Gram matrix
+    /// is zero.
+    pub fn read(&self) -> HostRead {
+        let k = self.k;
+        let mut tx = Transaction::<B>::default();
+        let mut slots = [false; 3];
+        if let Some(g) = &self.gram {
+            tx = tx.register(g.clone());
+            slots[0] = true;
+        }
+        let heads: Vec<Tensor<B, 1>> = self.head_sq.iter().flatten().cloned().collect();
+        if !heads.is_empty() {
+            let dev = heads[0].device();
+            tx = tx.register(Tensor::cat(heads.into_iter().map(|h| h.to_device(&dev)).collect(), 0));
+            slots[1] = true;
+        }
+        if let Some(l) = &self.losses {
+            tx = tx.register(l.clone());
+            slots[2] = true;
+        }
+        let mut data = tx.execute().into_iter();
+        let mut next = |present: bool| -> Option<Vec<f64>> {
+            if present { data.next().map(|d| d.iter::<f64>().collect()) } else { None }
+        };
+        let gram = next(slots[0]).unwrap_or_else(|| vec![0.0; k * k]);
+        let mut head_vals = next(slots[1]).unwrap_or_default().into_iter();
+        let head_sq_norms =
+            self.head_sq.iter().map(|h| if h.is_some() { head_vals.next().unwrap_or(0.0) } else { 0.0 }).collect();
+        let losses = next(slots[2]);
+        let mut gram = Matrix::new(k, k, gram).expect("Gram read back with K*K entries");
+        symmetrize(&mut gram);
+        HostRead { gram, head_sq_norms, losses }
+    }
+
+    /// Combines the blocks with the weights `w` (length K) into one `GradientsParams` for the
+    /// wrapped optimizer: `wᵀ J_p` for each shared parameter, and `head_scale(task) · g` for each
+    /// private gradient (`task` is `None` when unknown, e.g. in the packed layout).
+    pub fn combine<AB, M>(
+        self,
+        module: &M,
+        w: &[f64],
+        head_scale: impl Fn(Option<usize>) -> f64,
+    ) -> GradientsParams
+    where
+        AB: AutodiffBackend<InnerBackend = B>,
+        M: AutodiffModule<AB>,
+    {
+        assert_eq!(w.len(), self.k, "combine: one weight per task");
+        visitors::combine::<AB, M>(module, self, w, head_scale)
+    }
+}
+
+/// Makes a Gram matrix read from f32 tensors exactly symmetric (the device matmul is not).
+fn symmetrize(m: &mut Matrix) {
+    for i in 0..m.rows() {
+        for j in 0..i {
+            let v = 0.5 * (m.get(i, j) + m.get(j, i));
+            m.set(i, j, v);
+            m.set(j, i, v);
+        }
+    }
+}

@@ -1,0 +1,174 @@
+//! Module visitors that move gradients between `GradientsParams` and the per-parameter blocks.
+//!
+//! `GradientsParams` cannot be iterated and stores rank-erased tensors, so every pass walks the
+//! module: the visitor is told each parameter's id and rank `D`, and reads the gradient with
+//! exactly that rank.
+
+use std::marker::PhantomData;
+
+use burn::module::{AutodiffModule, ModuleVisitor, Param};
+use burn::optim::GradientsParams;
+use burn::tensor::Tensor;
+use burn::tensor::backend::{AutodiffBackend, Backend};
+
+use super::{TaskJacobian, combine_block, weights_tensor};
+use crate::MtlError;
+
+/// Flattens a gradient to one `[1, n]` row.
+fn row<B: Backend, const D: usize>(g: Tensor<B, D>, n: usize) -> Tensor<B, 2> {
+    g.reshape([1, n])
+}
+
+struct CollectTasks<'a, AB: AutodiffBackend> {
+    per_task: Vec<GradientsParams>,
+    jac: &'a mut TaskJacobian<AB::InnerBackend>,
+    error: Option<MtlError>,
+}
+
+impl<AB: AutodiffBackend> ModuleVisitor<AB> for CollectTasks<'_, AB> {
+    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<AB, D>>) {
+        if self.error.is_some() {
+            return;
+        }
+        let shape = param.lazy_shape();
+        let n = shape.num_elements();
+        let grads: Vec<Option<Tensor<AB::InnerBackend, D>>> =
+            self.per_task.iter_mut().map(|g| g.remove::<AB::InnerBackend, D>(param.id)).collect();
+        for (task, g) in grads.iter().enumerate() {
+            if let Some(g) = g
+                && g.shape() != shape
+            {
+                self.error = Some(MtlError::InvalidConfig(format!(
+                    "task {task}: gradient of shape {:?} for a parameter of shape {:?} \
+                     (packed gradients go through `Optimizer::step`, not `TaskGradients`)",
+                    g.dims(),
+                    shape.as_slice()
+                )));
+                return;
+            }
+        }
+        let present: Vec<usize> = (0..grads.len()).filter(|&t| grads[t].is_some()).collect();
+        let k = self.jac.num_tasks();
+        match present.len() {
+            0 => {}
+            1 if k >= 2 => {
+                let task = present[0];
+                let g = grads.into_iter().nth(task).flatten().expect("present");
+                self.jac.add_private(param.id, Some(task), g);
+            }
+            _ => {
+                let device = grads[present[0]].as_ref().expect("present").device();
+                let rows: Vec<Tensor<AB::InnerBackend, 2>> = grads
+                    .into_iter()
+                    .map(|g| match g {
+                        Some(g) => row(g.to_device(&device), n),
+                        None => Tensor::zeros([1, n], &device),
+                    })
+                    .collect();
+                self.jac.add_shared(param.id, Tensor::cat(rows, 0));
+            }
+        }
+    }
+}
+
+pub(super) fn collect_task_grads<AB, M>(
+    module: &M,
+    per_task: Vec<GradientsParams>,
+    jac: &mut TaskJacobian<AB::InnerBackend>,
+) -> Result<(), MtlError>
+where
+    AB: AutodiffBackend,
+    M: AutodiffModule<AB>,
+{
+    let mut v = CollectTasks::<AB> { per_task, jac, error: None };
+    module.visit(&mut v);
+    v.error.map_or(Ok(()), Err)
+}
+
+struct CollectPacked<'a, AB: AutodiffBackend> {
+    packed: GradientsParams,
+    jac: &'a mut TaskJacobian<AB::InnerBackend>,
+    error: Option<MtlError>,
+}
+
+impl<AB: AutodiffBackend> ModuleVisitor<AB> for CollectPacked<'_, AB> {
+    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<AB, D>>) {
+        if self.error.is_some() {
+            return;
+        }
+        let Some(g) = self.packed.remove::<AB::InnerBackend, D>(param.id) else {
+            return;
+        };
+        let shape = param.lazy_shape();
+        let k = self.jac.num_tasks();
+        let dims = g.dims();
+        if g.shape() == shape {
+            self.jac.add_private(param.id, None, g);
+        } else if k >= 2
+            && D >= 1
+            && dims[0] == k * shape[0]
+            && dims[1..] == shape.as_slice()[1..]
+        {
+            let n = shape.num_elements();
+            self.jac.add_shared(param.id, g.reshape([k, n]));
+        } else {
+            self.error = Some(MtlError::InvalidConfig(format!(
+                "packed gradient of shape {dims:?} fits neither the parameter shape {:?} \
+                 nor the packed layout for K = {k}",
+                shape.as_slice()
+            )));
+        }
+    }
+}
+
+pub(super) fn collect_packed<AB, M>(
+    module: &M,
+    packed: GradientsParams,
+    jac: &mut TaskJacobian<AB::InnerBackend>,
+) -> Result<(), MtlError>
+where
+    AB: AutodiffBackend,
+    M: AutodiffModule<AB>,
+{
+    let mut v = CollectPacked::<AB> { packed, jac, error: None };
+    module.visit(&mut v);
+    v.error.map_or(Ok(()), Err)
+}
+
+struct Combine<'a, AB: AutodiffBackend, F> {
+    jac: TaskJacobian<AB::InnerBackend>,
+    w: &'a [f64],
+    head_scale: F,
+    out: GradientsParams,
+    _b: PhantomData<AB>,
+}
+
+impl<AB: AutodiffBackend, F: Fn(Option<usize>) -> f64> ModuleVisitor<AB> for Combine<'_, AB, F> {
+    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<AB, D>>) {
+        if let Some(j) = self.jac.shared.remove(&param.id) {
+            let wt = weights_tensor::<AB::InnerBackend>(self.w, &j.device());
+            let d = combine_block(wt, j).reshape(param.lazy_shape());
+            self.out.register::<AB::InnerBackend, D>(param.id, d);
+        } else if let Some(g) = self.jac.private.remove::<AB::InnerBackend, D>(param.id) {
+            let task = self.jac.private_task.get(&param.id).copied().flatten();
+            let s = (self.head_scale)(task);
+            let g = if s == 1.0 { g } else { g.mul_scalar(s) };
+            self.out.register::<AB::InnerBackend, D>(param.id, g);
+        }
+    }
+}
+
+pub(super) fn combine<AB, M>(
+    module: &M,
+    jac: TaskJacobian<AB::InnerBackend>,
+    w: &[f64],
+    head_scale: impl Fn(Option<usize>) -> f64,
+) -> GradientsParams
+where
+    AB: AutodiffBackend,
+    M: AutodiffModule<AB>,
+{
+    let mut v = Combine::<AB, _> { jac, w, head_scale, out: GradientsParams::new(), _b: PhantomData };
+    module.visit(&mut v);
+    v.out
+}

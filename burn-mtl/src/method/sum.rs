@@ -1,0 +1,36 @@
+//! Sum of the task gradients: `d = Σ_k g_k` (TorchJD `Sum`).
+
+use serde::{Deserialize, Serialize};
+
+use super::{Properties, Weighting, WeightingInput, Weights, check_input};
+use crate::MtlError;
+
+/// Unit weights: the sum of the task gradients, i.e. the gradient of the summed loss.
+///
+/// ```
+/// use burn_mtl::linalg::Matrix;
+/// use burn_mtl::method::{Sum, Weighting, WeightingInput};
+/// let w = Sum.weights(&WeightingInput::new(&Matrix::identity(3))).unwrap();
+/// assert_eq!(w.weights, vec![1.0; 3]);
+/// ```
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Sum;
+
+impl Weighting for Sum {
+    fn name(&self) -> &'static str {
+        "sum"
+    }
+    fn weights(&mut self, input: &WeightingInput<'_>) -> Result<Weights, MtlError> {
+        let k = check_input(input)?;
+        Ok(Weights::new(vec![1.0; k]))
+    }
+    fn properties(&self) -> Properties {
+        Properties {
+            permutation_invariant: true,
+            non_conflicting: false,
+            linear_under_scaling: true,
+            single_task_identity: true,
+            identical_rows_identity: false,
+        }
+    }
+}

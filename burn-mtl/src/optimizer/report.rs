@@ -1,0 +1,89 @@
+//! The per-step diagnostics, computed on the host from the K×K Gram matrix.
+
+use serde::{Deserialize, Serialize};
+
+use crate::linalg::Matrix;
+use crate::method::Weights;
+
+/// What one aggregation step did — all from K×K data, so it costs nothing on the device.
+///
+/// Norms, cosines and `‖d‖` refer to the shared parameters (those in the Gram matrix); the head
+/// gradient norms are reported separately.
+///
+/// ```
+/// use burn_mtl::StepReport;
+/// use burn_mtl::linalg::Matrix;
+/// use burn_mtl::method::Weights;
+/// let gram = Matrix::from_rows(&[vec![1.0, -0.5], vec![-0.5, 1.0]]).unwrap();
+/// let r = StepReport::from_gram(3, "mgda", &gram, Weights::new(vec![0.5, 0.5]), vec![0.0; 2], None);
+/// assert_eq!(r.conflicts, 1);
+/// assert!((r.cosines[0][1] + 0.5).abs() < 1e-12);
+/// assert!((r.update_norm - 0.5).abs() < 1e-12);
+/// ```
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct StepReport {
+    /// 1-based index of the step (counted by the optimizer, restored from checkpoints).
+    pub step: u64,
+    /// The method's name.
+    pub method: String,
+    /// The weights `w` (the update is `Σ_k w_k g_k`).
+    pub weights: Vec<f64>,
+    /// `‖g_k‖` over the shared parameters.
+    pub task_grad_norms: Vec<f64>,
+    /// `‖∇ heads_k‖`: the norm of task k's private-parameter gradient (0 without heads).
+    pub head_grad_norms: Vec<f64>,
+    /// Pairwise cosines `cos(g_i, g_j)` (K×K; 0 where a gradient is zero).
+    pub cosines: Vec<Vec<f64>>,
+    /// Number of task pairs `i < j` with `⟨g_i, g_j⟩ < 0`.
+    pub conflicts: usize,
+    /// `‖d‖` over the shared parameters, `√(wᵀ M w)`.
+    pub update_norm: f64,
+    /// `⟨g_k, d⟩ = (M w)_k`: the first-order decrease of each task's loss per unit step.
+    pub directional_derivatives: Vec<f64>,
+    /// The task losses, when they were measured.
+    pub losses: Option<Vec<f64>>,
+    /// Set when the method took a documented fallback instead of its exact answer.
+    pub fallback: Option<String>,
+}
+
+impl StepReport {
+    /// The report for weights `w` chosen on Gram matrix `gram`.
+    pub fn from_gram(
+        step: u64,
+        method: &str,
+        gram: &Matrix,
+        weights: Weights,
+        head_sq_norms: Vec<f64>,
+        losses: Option<Vec<f64>>,
+    ) -> Self {
+        let k = gram.rows();
+        let norms: Vec<f64> = gram.diagonal().iter().map(|v| v.max(0.0).sqrt()).collect();
+        let cosines = (0..k)
+            .map(|i| {
+                (0..k)
+                    .map(|j| {
+                        let den = norms[i] * norms[j];
+                        if den > 0.0 { (gram.get(i, j) / den).clamp(-1.0, 1.0) } else { 0.0 }
+                    })
+                    .collect()
+            })
+            .collect();
+        let conflicts = (0..k).flat_map(|i| (0..i).map(move |j| (i, j))).filter(|&(i, j)| gram.get(i, j) < 0.0).count();
+        let w = &weights.weights;
+        let update_norm = gram.quad_form(w).max(0.0).sqrt();
+        let directional_derivatives = gram.mul_vec(w);
+        Self {
+            step,
+            method: method.to_string(),
+            weights: weights.weights,
+            task_grad_norms: norms,
+            head_grad_norms: head_sq_norms.iter().map(|v| v.max(0.0).sqrt()).collect(),
+            cosines,
+            conflicts,
+            update_norm,
+            directional_derivatives,
+            losses,
+            fallback: weights.fallback,
+        }
+    }
+}
