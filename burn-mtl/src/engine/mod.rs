@@ -57,6 +57,22 @@ impl<B: AutodiffBackend> TaskGradients<B> {
         self.grads.len()
     }
 
+    /// Task `k`'s gradients.
+    pub fn task(&self, k: usize) -> Option<&GradientsParams> {
+        self.grads.get(k)
+    }
+
+    /// The task losses (detached), when they were recorded.
+    pub fn losses(&self) -> Option<&[Tensor<B::InnerBackend, 1>]> {
+        self.losses.as_deref()
+    }
+
+    /// The per-task gradients and the losses.
+    #[allow(clippy::type_complexity)]
+    pub fn into_parts(self) -> (Vec<GradientsParams>, Option<Vec<Tensor<B::InnerBackend, 1>>>) {
+        (self.grads, self.losses)
+    }
+
     /// Parameter engine: for each task `k` in `0..num_tasks`, calls `loss(module, k)` — a
     /// forward pass computing task k's loss (one element) — and back-propagates it. K forwards
     /// and K backwards; the losses are kept (detached) for the report.
