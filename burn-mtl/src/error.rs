@@ -20,6 +20,10 @@ pub enum MtlError {
         /// What was non-finite: `"loss"`, `"gradient"`, ...
         what: &'static str,
     },
+    /// A gradient outside the Gram matrix whose task is unknown (a head gradient in the packed
+    /// layout) is NaN or infinite.
+    #[error("non-finite gradient of a task-specific parameter (task unknown)")]
+    NonFiniteUnassigned,
     /// The number of tasks given does not match what the method or the optimizer expects.
     #[error("expected {expected} tasks, got {got}")]
     TaskCount {

@@ -56,7 +56,10 @@ pub fn aggregate_dense<B: Backend>(
     let mut gram = gram;
     super::symmetrize(&mut gram);
     if let Some(task) = (0..k).find(|&t| gram.row(t).iter().any(|v| !v.is_finite())) {
-        return Err(MtlError::NonFinite { task, what: "gradient" });
+        return Err(MtlError::NonFinite {
+            task,
+            what: "gradient",
+        });
     }
     let weights = method.weights(&WeightingInput::new(&gram))?;
     let parts: Vec<Tensor<B, 1>> = blocks

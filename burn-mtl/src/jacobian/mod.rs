@@ -74,6 +74,8 @@ pub struct HostRead {
     pub gram: Matrix,
     /// Per task, the squared norm of its private-parameter (head) gradients.
     pub head_sq_norms: Vec<f64>,
+    /// Squared norm of the private gradients whose task is unknown (packed layout).
+    pub unassigned_sq_norm: f64,
     /// The task losses, if they were given.
     pub losses: Option<Vec<f64>>,
 }
@@ -89,12 +91,21 @@ impl HostRead {
         }
         for task in 0..k {
             if !self.gram.get(task, task).is_finite() || !self.head_sq_norms[task].is_finite() {
-                return Err(MtlError::NonFinite { task, what: "gradient" });
+                return Err(MtlError::NonFinite {
+                    task,
+                    what: "gradient",
+                });
             }
+        }
+        if !self.unassigned_sq_norm.is_finite() {
+            return Err(MtlError::NonFiniteUnassigned);
         }
         for task in 0..k {
             if self.gram.row(task).iter().any(|v| !v.is_finite()) {
-                return Err(MtlError::NonFinite { task, what: "gradient (Gram overflow)" });
+                return Err(MtlError::NonFinite {
+                    task,
+                    what: "gradient (Gram overflow)",
+                });
             }
         }
         Ok(())
@@ -110,6 +121,7 @@ pub struct TaskJacobian<B: Backend> {
     private: GradientsParams,
     private_task: HashMap<ParamId, Option<usize>>,
     gram: Option<Tensor<B, 2>>,
+    /// Squared norms of the private gradients per task; slot K: task unknown.
     head_sq: Vec<Option<Tensor<B, 1>>>,
     losses: Option<Tensor<B, 1>>,
 }
@@ -138,7 +150,11 @@ impl<B: Backend> TaskJacobian<B> {
     /// `[K·d0, d1, ...]` under a parameter of shape `[d0, d1, ...]` are the K task gradients of a
     /// shared parameter; any other entry is a private gradient whose task is unknown and which
     /// is passed through unchanged.
-    pub fn from_packed<AB, M>(module: &M, packed: GradientsParams, k: usize) -> Result<Self, MtlError>
+    pub fn from_packed<AB, M>(
+        module: &M,
+        packed: GradientsParams,
+        k: usize,
+    ) -> Result<Self, MtlError>
     where
         AB: AutodiffBackend<InnerBackend = B>,
         M: AutodiffModule<AB>,
@@ -158,7 +174,7 @@ impl<B: Backend> TaskJacobian<B> {
             private: GradientsParams::new(),
             private_task: HashMap::new(),
             gram: None,
-            head_sq: vec![None; k],
+            head_sq: vec![None; k + 1],
             losses: None,
         }
     }
@@ -176,7 +192,10 @@ impl<B: Backend> TaskJacobian<B> {
     /// Attaches the K task losses (each a one-element tensor), read with the Gram matrix.
     pub fn set_losses(&mut self, losses: Vec<Tensor<B, 1>>) -> Result<(), MtlError> {
         if losses.len() != self.k {
-            return Err(MtlError::TaskCount { expected: self.k, got: losses.len() });
+            return Err(MtlError::TaskCount {
+                expected: self.k,
+                got: losses.len(),
+            });
         }
         let flat: Vec<Tensor<B, 1>> = losses
             .into_iter()
@@ -189,8 +208,10 @@ impl<B: Backend> TaskJacobian<B> {
                 MtlError::InvalidConfig(format!("a task loss must have one element, got {n}"))
             })?;
         let device = flat[0].device();
-        self.losses =
-            Some(Tensor::cat(flat.into_iter().map(|l| l.to_device(&device)).collect(), 0));
+        self.losses = Some(Tensor::cat(
+            flat.into_iter().map(|l| l.to_device(&device)).collect(),
+            0,
+        ));
         Ok(())
     }
 
@@ -213,16 +234,15 @@ impl<B: Backend> TaskJacobian<B> {
         task: Option<usize>,
         grad: Tensor<B, D>,
     ) {
-        if let Some(t) = task {
-            let sq = (grad.clone() * grad.clone()).sum();
-            self.head_sq[t] = Some(match self.head_sq[t].take() {
-                None => sq,
-                Some(acc) => {
-                    let dev = acc.device();
-                    acc + sq.to_device(&dev)
-                }
-            });
-        }
+        let slot = task.unwrap_or(self.k);
+        let sq = (grad.clone() * grad.clone()).sum();
+        self.head_sq[slot] = Some(match self.head_sq[slot].take() {
+            None => sq,
+            Some(acc) => {
+                let dev = acc.device();
+                acc + sq.to_device(&dev)
+            }
+        });
         self.private.register(id, grad);
         self.private_task.insert(id, task);
     }
@@ -241,7 +261,10 @@ impl<B: Backend> TaskJacobian<B> {
         let heads: Vec<Tensor<B, 1>> = self.head_sq.iter().flatten().cloned().collect();
         if !heads.is_empty() {
             let dev = heads[0].device();
-            tx = tx.register(Tensor::cat(heads.into_iter().map(|h| h.to_device(&dev)).collect(), 0));
+            tx = tx.register(Tensor::cat(
+                heads.into_iter().map(|h| h.to_device(&dev)).collect(),
+                0,
+            ));
             slots[1] = true;
         }
         if let Some(l) = &self.losses {
@@ -250,16 +273,35 @@ impl<B: Backend> TaskJacobian<B> {
         }
         let mut data = tx.execute().into_iter();
         let mut next = |present: bool| -> Option<Vec<f64>> {
-            if present { data.next().map(|d| d.iter::<f64>().collect()) } else { None }
+            if present {
+                data.next().map(|d| d.iter::<f64>().collect())
+            } else {
+                None
+            }
         };
         let gram = next(slots[0]).unwrap_or_else(|| vec![0.0; k * k]);
         let mut head_vals = next(slots[1]).unwrap_or_default().into_iter();
-        let head_sq_norms =
-            self.head_sq.iter().map(|h| if h.is_some() { head_vals.next().unwrap_or(0.0) } else { 0.0 }).collect();
+        let mut head_sq_norms: Vec<f64> = self
+            .head_sq
+            .iter()
+            .map(|h| {
+                if h.is_some() {
+                    head_vals.next().unwrap_or(0.0)
+                } else {
+                    0.0
+                }
+            })
+            .collect();
+        let unassigned_sq_norm = head_sq_norms.pop().unwrap_or(0.0);
         let losses = next(slots[2]);
         let mut gram = Matrix::new(k, k, gram).expect("Gram read back with K*K entries");
         symmetrize(&mut gram);
-        HostRead { gram, head_sq_norms, losses }
+        HostRead {
+            gram,
+            head_sq_norms,
+            unassigned_sq_norm,
+            losses,
+        }
     }
 
     /// Combines the blocks with the weights `w` (length K) into one `GradientsParams` for the

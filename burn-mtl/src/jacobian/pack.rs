@@ -15,8 +15,11 @@ struct Packer<AB: AutodiffBackend> {
 
 impl<AB: AutodiffBackend> ModuleVisitor<AB> for Packer<AB> {
     fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<AB, D>>) {
-        let gs: Vec<Option<Tensor<AB::InnerBackend, D>>> =
-            self.per_task.iter_mut().map(|g| g.remove::<AB::InnerBackend, D>(param.id)).collect();
+        let gs: Vec<Option<Tensor<AB::InnerBackend, D>>> = self
+            .per_task
+            .iter_mut()
+            .map(|g| g.remove::<AB::InnerBackend, D>(param.id))
+            .collect();
         let present = gs.iter().filter(|g| g.is_some()).count();
         if present == 0 {
             return;
@@ -27,8 +30,12 @@ impl<AB: AutodiffBackend> ModuleVisitor<AB> for Packer<AB> {
             return;
         }
         let like = gs.iter().flatten().next().expect("present").clone();
-        let rows = gs.into_iter().map(|g| g.unwrap_or_else(|| like.zeros_like())).collect();
-        self.out.register::<AB::InnerBackend, D>(param.id, Tensor::cat(rows, 0));
+        let rows = gs
+            .into_iter()
+            .map(|g| g.unwrap_or_else(|| like.zeros_like()))
+            .collect();
+        self.out
+            .register::<AB::InnerBackend, D>(param.id, Tensor::cat(rows, 0));
     }
 }
 
@@ -46,7 +53,11 @@ where
     AB: AutodiffBackend,
     M: AutodiffModule<AB>,
 {
-    let mut p = Packer::<AB> { per_task, out: GradientsParams::new(), _b: PhantomData };
+    let mut p = Packer::<AB> {
+        per_task,
+        out: GradientsParams::new(),
+        _b: PhantomData,
+    };
     module.visit(&mut p);
     p.out
 }
@@ -79,7 +90,11 @@ where
     AB: AutodiffBackend,
     M: AutodiffModule<AB>,
 {
-    let mut v = InferK::<AB> { grads, k: None, _b: PhantomData };
+    let mut v = InferK::<AB> {
+        grads,
+        k: None,
+        _b: PhantomData,
+    };
     module.visit(&mut v);
     v.k
 }
@@ -104,7 +119,11 @@ where
     AB: AutodiffBackend,
     M: AutodiffModule<AB>,
 {
-    let mut v = Merge::<AB> { multi, out: GradientsParams::new(), _b: PhantomData };
+    let mut v = Merge::<AB> {
+        multi,
+        out: GradientsParams::new(),
+        _b: PhantomData,
+    };
     module.visit(&mut v);
     v.out
 }

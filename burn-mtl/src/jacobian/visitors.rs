@@ -32,8 +32,11 @@ impl<AB: AutodiffBackend> ModuleVisitor<AB> for CollectTasks<'_, AB> {
         }
         let shape = param.lazy_shape();
         let n = shape.num_elements();
-        let grads: Vec<Option<Tensor<AB::InnerBackend, D>>> =
-            self.per_task.iter_mut().map(|g| g.remove::<AB::InnerBackend, D>(param.id)).collect();
+        let grads: Vec<Option<Tensor<AB::InnerBackend, D>>> = self
+            .per_task
+            .iter_mut()
+            .map(|g| g.remove::<AB::InnerBackend, D>(param.id))
+            .collect();
         for (task, g) in grads.iter().enumerate() {
             if let Some(g) = g
                 && g.shape() != shape
@@ -80,7 +83,11 @@ where
     AB: AutodiffBackend,
     M: AutodiffModule<AB>,
 {
-    let mut v = CollectTasks::<AB> { per_task, jac, error: None };
+    let mut v = CollectTasks::<AB> {
+        per_task,
+        jac,
+        error: None,
+    };
     module.visit(&mut v);
     v.error.map_or(Ok(()), Err)
 }
@@ -104,10 +111,7 @@ impl<AB: AutodiffBackend> ModuleVisitor<AB> for CollectPacked<'_, AB> {
         let dims = g.dims();
         if g.shape() == shape {
             self.jac.add_private(param.id, None, g);
-        } else if k >= 2
-            && D >= 1
-            && dims[0] == k * shape[0]
-            && dims[1..] == shape.as_slice()[1..]
+        } else if k >= 2 && D >= 1 && dims[0] == k * shape[0] && dims[1..] == shape.as_slice()[1..]
         {
             let n = shape.num_elements();
             self.jac.add_shared(param.id, g.reshape([k, n]));
@@ -130,7 +134,11 @@ where
     AB: AutodiffBackend,
     M: AutodiffModule<AB>,
 {
-    let mut v = CollectPacked::<AB> { packed, jac, error: None };
+    let mut v = CollectPacked::<AB> {
+        packed,
+        jac,
+        error: None,
+    };
     module.visit(&mut v);
     v.error.map_or(Ok(()), Err)
 }
@@ -168,7 +176,13 @@ where
     AB: AutodiffBackend,
     M: AutodiffModule<AB>,
 {
-    let mut v = Combine::<AB, _> { jac, w, head_scale, out: GradientsParams::new(), _b: PhantomData };
+    let mut v = Combine::<AB, _> {
+        jac,
+        w,
+        head_scale,
+        out: GradientsParams::new(),
+        _b: PhantomData,
+    };
     module.visit(&mut v);
     v.out
 }

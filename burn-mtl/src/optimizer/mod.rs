@@ -68,6 +68,12 @@ pub struct MultiTaskOptimizerConfig {
     /// The number of tasks every step must have; `None` takes it from the first step and then
     /// holds it fixed (a different K later is an error until [`MultiTaskOptimizer::reset`]).
     pub num_tasks: Option<usize>,
+    /// Clip the global L2 norm of the combined update (shared and head parameters together,
+    /// like `torch.nn.utils.clip_grad_norm_(model.parameters(), max_norm)`, used with 1.0 by
+    /// the Nash-MTL and FAMO experiments) to at most this value. Burn's own
+    /// `GradientClipping::Norm` clips each tensor separately. Costs nothing on the device: the
+    /// norm is known exactly on the host from the Gram matrix and the head norms.
+    pub max_grad_norm: Option<f64>,
 }
 
 impl MultiTaskOptimizerConfig {
@@ -78,6 +84,7 @@ impl MultiTaskOptimizerConfig {
             method: self.method.clone(),
             head_update: self.head_update,
             num_tasks: self.num_tasks,
+            max_grad_norm: self.max_grad_norm,
             steps: 0,
             last_report: None,
             _backend: PhantomData,
@@ -154,6 +161,7 @@ pub struct MultiTaskOptimizer<B: AutodiffBackend, O, W = Method> {
     method: W,
     head_update: HeadUpdate,
     num_tasks: Option<usize>,
+    max_grad_norm: Option<f64>,
     steps: u64,
     last_report: Option<StepReport>,
     _backend: PhantomData<fn() -> B>,
@@ -166,6 +174,7 @@ impl<B: AutodiffBackend, O: Clone, W: Clone> Clone for MultiTaskOptimizer<B, O, 
             method: self.method.clone(),
             head_update: self.head_update,
             num_tasks: self.num_tasks,
+            max_grad_norm: self.max_grad_norm,
             steps: self.steps,
             last_report: self.last_report.clone(),
             _backend: PhantomData,
@@ -181,6 +190,7 @@ impl<B: AutodiffBackend, O, W: Weighting> MultiTaskOptimizer<B, O, W> {
             method,
             head_update: HeadUpdate::default(),
             num_tasks: None,
+            max_grad_norm: None,
             steps: 0,
             last_report: None,
             _backend: PhantomData,
@@ -191,6 +201,15 @@ impl<B: AutodiffBackend, O, W: Weighting> MultiTaskOptimizer<B, O, W> {
     pub fn with_head_update(mut self, head_update: HeadUpdate) -> Self {
         self.head_update = head_update;
         self
+    }
+
+    /// Clips the global norm of the combined update (see
+    /// [`MultiTaskOptimizerConfig::max_grad_norm`]); errors unless `max_norm` is positive and
+    /// finite.
+    pub fn with_max_grad_norm(mut self, max_norm: Option<f64>) -> Result<Self, MtlError> {
+        check_max_norm(max_norm)?;
+        self.max_grad_norm = max_norm;
+        Ok(self)
     }
 
     /// The wrapped optimizer.
@@ -285,7 +304,13 @@ impl<B: AutodiffBackend, O, W: Weighting> MultiTaskOptimizer<B, O, W> {
     {
         let read = jac.read();
         read.check_finite()?;
-        let HostRead { gram, head_sq_norms, losses } = read;
+        check_max_norm(self.max_grad_norm)?;
+        let HostRead {
+            gram,
+            head_sq_norms,
+            unassigned_sq_norm,
+            losses,
+        } = read;
         let mut method = self.method.clone();
         let mut input = WeightingInput::new(&gram);
         if let Some(l) = &losses {
@@ -293,25 +318,62 @@ impl<B: AutodiffBackend, O, W: Weighting> MultiTaskOptimizer<B, O, W> {
         }
         let weights = method.weights(&input)?;
         if let Some(task) = weights.weights.iter().position(|w| !w.is_finite()) {
-            return Err(MtlError::NonFinite { task, what: "weight" });
+            return Err(MtlError::NonFinite {
+                task,
+                what: "weight",
+            });
         }
         let k = gram.rows();
         if weights.weights.len() != k {
-            return Err(MtlError::TaskCount { expected: k, got: weights.weights.len() });
+            return Err(MtlError::TaskCount {
+                expected: k,
+                got: weights.weights.len(),
+            });
         }
-        let w = weights.weights.clone();
         let head = self.head_update;
-        let combined = jac.combine::<B, M>(module, &w, |task| match (head, task) {
+        let head_scale = |w: &[f64], task: Option<usize>| match (head, task) {
             (HeadUpdate::Weighted, Some(t)) => w[t],
             _ => 1.0,
-        });
+        };
+        // The exact global norm of the update, from K×K data: wᵀMw + Σ heads.
+        let total_sq = gram.quad_form(&weights.weights).max(0.0)
+            + (0..k)
+                .map(|t| head_scale(&weights.weights, Some(t)).powi(2) * head_sq_norms[t])
+                .sum::<f64>()
+            + unassigned_sq_norm;
+        let clip = self
+            .max_grad_norm
+            .map(|max| (max / (total_sq.sqrt() + 1e-6)).min(1.0));
+        let c = clip.unwrap_or(1.0);
+        let w_orig = weights.weights.clone();
+        let combined = jac.combine::<B, M>(
+            module,
+            &w_orig.iter().map(|v| v * c).collect::<Vec<_>>(),
+            |task| c * head_scale(&w_orig, task),
+        );
         self.method = method;
         self.num_tasks = Some(k);
         self.steps += 1;
-        let report =
-            StepReport::from_gram(self.steps, self.method.name(), &gram, weights, head_sq_norms, losses);
+        let mut report = StepReport::from_gram(
+            self.steps,
+            self.method.name(),
+            &gram,
+            weights,
+            head_sq_norms,
+            losses,
+        );
+        report.clip_scale = clip;
         self.last_report = Some(report.clone());
         Ok((combined, report))
+    }
+}
+
+fn check_max_norm(max_norm: Option<f64>) -> Result<(), MtlError> {
+    match max_norm {
+        Some(m) if !(m.is_finite() && m > 0.0) => Err(MtlError::InvalidConfig(format!(
+            "max_grad_norm must be positive and finite, got {m}"
+        ))),
+        _ => Ok(()),
     }
 }
 
@@ -331,7 +393,9 @@ where
     /// wrong K), the module is returned unchanged and the error is logged to stderr; the
     /// `Optimizer` trait has no way to return it.
     fn step(&mut self, lr: LearningRate, module: M, grads: GradientsParams) -> M {
-        let k = self.num_tasks.or_else(|| jacobian::infer_packed_k::<B, M>(&module, &grads));
+        let k = self
+            .num_tasks
+            .or_else(|| jacobian::infer_packed_k::<B, M>(&module, &grads));
         let Some(k) = k else {
             return self.inner.step(lr, module, grads);
         };

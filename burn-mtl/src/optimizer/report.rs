@@ -44,6 +44,9 @@ pub struct StepReport {
     pub losses: Option<Vec<f64>>,
     /// Set when the method took a documented fallback instead of its exact answer.
     pub fallback: Option<String>,
+    /// With global-norm clipping on: the factor (≤ 1) the whole update was multiplied by.
+    /// `weights`, `update_norm` and `directional_derivatives` are before clipping.
+    pub clip_scale: Option<f64>,
 }
 
 impl StepReport {
@@ -63,12 +66,19 @@ impl StepReport {
                 (0..k)
                     .map(|j| {
                         let den = norms[i] * norms[j];
-                        if den > 0.0 { (gram.get(i, j) / den).clamp(-1.0, 1.0) } else { 0.0 }
+                        if den > 0.0 {
+                            (gram.get(i, j) / den).clamp(-1.0, 1.0)
+                        } else {
+                            0.0
+                        }
                     })
                     .collect()
             })
             .collect();
-        let conflicts = (0..k).flat_map(|i| (0..i).map(move |j| (i, j))).filter(|&(i, j)| gram.get(i, j) < 0.0).count();
+        let conflicts = (0..k)
+            .flat_map(|i| (0..i).map(move |j| (i, j)))
+            .filter(|&(i, j)| gram.get(i, j) < 0.0)
+            .count();
         let w = &weights.weights;
         let update_norm = gram.quad_form(w).max(0.0).sqrt();
         let directional_derivatives = gram.mul_vec(w);
@@ -84,6 +94,7 @@ impl StepReport {
             directional_derivatives,
             losses,
             fallback: weights.fallback,
+            clip_scale: None,
         }
     }
 }
