@@ -1,0 +1,339 @@
+//! The synthetic two-task toy problem, trained with every burn-mtl method from the five
+//! standard starting points (Nash-MTL / FAMO variant: `L1` scaled by 0.1, Adam lr 1e-3,
+//! 35 000 steps).
+//!
+//! ```text
+//! cargo run --release -p burn-mtl-examples --bin toy                 # full run
+//! cargo run --release -p burn-mtl-examples --bin toy -- --quick      # 2 000 steps (CI smoke)
+//! cargo run --release -p burn-mtl-examples --bin toy -- --methods mean,mgda,pcgrad:seed=3
+//! ```
+//!
+//! Prints a table (end point, end losses, distance to the Pareto set, whether the front and
+//! the mean-loss minimum were reached, steps to first reach the front) and writes to `--out`
+//! (default `results/toy`): `summary.md`, `summary.csv`, `trajectories.csv` (every
+//! `--record-every` steps), `pareto_front.csv`, `toy_loss_space.svg` and `toy_param_space.svg`.
+//! See the `burn_mtl_examples::toy` module docs for the problem, the Pareto set and the
+//! criteria.
+
+use std::collections::VecDeque;
+use std::fmt::Write as _;
+use std::path::PathBuf;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use burn::backend::{Autodiff, NdArray};
+use burn_mtl::Method;
+use burn_mtl::method::Weighting;
+use burn_mtl_examples::plot;
+use burn_mtl_examples::toy::{self, RunConfig, RunResult, STARTS, ToyProblem};
+use clap::Parser;
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+type B = Autodiff<NdArray>;
+
+/// Command-line options.
+#[derive(Parser, Debug)]
+#[command(about = "Train the two-task toy problem with every burn-mtl method and report")]
+struct Args {
+    /// Short run for CI smoke tests (2 000 steps unless --steps is given).
+    #[arg(long)]
+    quick: bool,
+    /// Number of Adam steps per run [default: 35000, or 2000 with --quick].
+    #[arg(long)]
+    steps: Option<usize>,
+    /// Comma-separated method specifications (e.g. `mean,mgda,pcgrad:seed=3`)
+    /// [default: every built-in method with its default options].
+    #[arg(long, value_delimiter = ',')]
+    methods: Vec<String>,
+    /// Output directory (created if missing).
+    #[arg(long, default_value = "results/toy")]
+    out: PathBuf,
+    /// Adam's learning rate.
+    #[arg(long, default_value_t = toy::DEFAULT_LR)]
+    lr: f64,
+    /// Factor on L1 (0.1 = Nash-MTL / FAMO variant, 1 = original CAGrad problem).
+    #[arg(long, default_value_t = toy::NASH_L1_SCALE)]
+    l1_scale: f64,
+    /// Keep one trajectory point every this many steps.
+    #[arg(long, default_value_t = 50)]
+    record_every: usize,
+    /// Distance to the Pareto set (parameter space) that counts as "on the front".
+    #[arg(long, default_value_t = toy::DEFAULT_FRONT_TOL)]
+    front_tol: f64,
+    /// Number of runs trained in parallel threads. Burn 0.21's autodiff registers every
+    /// tracked operation in one process-wide graph registry behind a mutex, so threads mostly
+    /// serialise: on 2 cores `--jobs 2` measured slightly slower than 1.
+    #[arg(long, default_value_t = 1)]
+    jobs: usize,
+    /// Never show the progress bar (it is hidden anyway when stderr is not a terminal).
+    #[arg(long)]
+    no_progress: bool,
+}
+
+fn main() -> std::process::ExitCode {
+    match run(Args::parse()) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+/// The whole job; errors are reported by `main` with their `Display` text.
+fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
+    let steps = args.steps.unwrap_or(if args.quick {
+        2_000
+    } else {
+        toy::DEFAULT_STEPS
+    });
+    let methods: Vec<(String, Method)> = if args.methods.is_empty() {
+        Method::all_defaults()
+            .into_iter()
+            .map(|m| (m.name().to_string(), m))
+            .collect()
+    } else {
+        args.methods
+            .iter()
+            .map(|s| s.trim())
+            .filter(|s| !s.is_empty())
+            .map(|s| s.parse::<Method>().map(|m| (s.to_string(), m)))
+            .collect::<Result<_, _>>()?
+    };
+    if methods.is_empty() {
+        return Err("no method given".into());
+    }
+    let labels: Vec<String> = methods.iter().map(|(l, _)| l.clone()).collect();
+    let problem = ToyProblem {
+        scales: [args.l1_scale, 1.0],
+    };
+    let config = RunConfig {
+        problem,
+        steps,
+        lr: args.lr,
+        record_every: args.record_every,
+        front_tol: args.front_tol,
+    };
+    let pareto = problem.pareto_set(1401);
+    let mean_min = problem.mean_loss_minimum();
+    std::fs::create_dir_all(&args.out)?;
+
+    println!(
+        "toy problem: L = ({} L̃1, L̃2), Adam lr {} (ε = 1e-8), {} steps, {} method(s) × {} starts",
+        args.l1_scale,
+        args.lr,
+        steps,
+        methods.len(),
+        STARTS.len()
+    );
+    let ends = (pareto.points[0], pareto.points[pareto.points.len() - 1]);
+    println!(
+        "Pareto set: x1 ∈ [−7, 7] on the valley floor x2*(x1) ∈ [{:.4}, {:.4}] (ends ({:.1}, {:.4}), ({:.1}, {:.4})); \
+         on the front = distance ≤ {}; mean-loss minimum ({:.3}, {:.3})",
+        ends.0.x[1],
+        pareto
+            .points
+            .iter()
+            .map(|p| p.x[1])
+            .fold(f64::NEG_INFINITY, f64::max),
+        ends.0.x[0],
+        ends.0.x[1],
+        ends.1.x[0],
+        ends.1.x[1],
+        args.front_tol,
+        mean_min[0],
+        mean_min[1]
+    );
+
+    // Jobs: every (method, start), pulled by `jobs` worker threads.
+    let queue: Mutex<VecDeque<(usize, usize, Method)>> = Mutex::new(
+        methods
+            .iter()
+            .enumerate()
+            .flat_map(|(mi, (_, m))| (0..STARTS.len()).map(move |si| (mi, si, m.clone())))
+            .collect(),
+    );
+    let n_runs = methods.len() * STARTS.len();
+    let jobs = args.jobs.clamp(1, n_runs);
+    let bar = ProgressBar::new((n_runs * steps) as u64);
+    if args.no_progress {
+        bar.set_draw_target(ProgressDrawTarget::hidden());
+    }
+    bar.set_style(
+        ProgressStyle::with_template(
+            "{elapsed_precise} [{bar:40}] {percent:>3}% {msg} (eta {eta})",
+        )?
+        .progress_chars("=> "),
+    );
+    let slots: Mutex<Vec<Option<Result<RunResult, String>>>> = Mutex::new(vec![None; n_runs]);
+    let began = Instant::now();
+    std::thread::scope(|scope| {
+        for _ in 0..jobs {
+            scope.spawn(|| {
+                let device = Default::default();
+                loop {
+                    let Some((mi, si, method)) = queue.lock().expect("queue").pop_front() else {
+                        break;
+                    };
+                    let label = &labels[mi];
+                    bar.set_message(format!(
+                        "{label} from ({}, {})",
+                        STARTS[si][0], STARTS[si][1]
+                    ));
+                    let result = toy::train::<B>(
+                        &method,
+                        label,
+                        STARTS[si],
+                        &config,
+                        &pareto,
+                        &device,
+                        |n| bar.inc(n as u64),
+                    )
+                    .map_err(|e| e.to_string());
+                    slots.lock().expect("slots")[mi * STARTS.len() + si] = Some(result);
+                }
+            });
+        }
+    });
+    bar.finish_and_clear();
+    let wall = began.elapsed();
+    let slots = slots.into_inner().expect("slots");
+
+    let mut results = Vec::new();
+    let mut table = String::new();
+    let mut csv = String::from(
+        "method,start_x1,start_x2,steps,end_x1,end_x2,end_l1,end_l2,front_distance,on_front,at_mean_min,steps_to_front,last_w1,last_w2,seconds,error\n",
+    );
+    writeln!(
+        table,
+        "| method | start | end θ | end (L1, L2) | dist. to Pareto set | on front | mean-loss min | steps to front | last weights |"
+    )?;
+    writeln!(table, "|---|---|---|---|---|---|---|---|---|")?;
+    let mut run_time = Duration::ZERO;
+    for (i, slot) in slots.into_iter().enumerate() {
+        let (label, start) = (&labels[i / STARTS.len()], STARTS[i % STARTS.len()]);
+        let start_s = format!("({}, {})", start[0], start[1]);
+        match slot {
+            Some(Ok(r)) => {
+                run_time += r.elapsed;
+                let on_front = r.on_front(args.front_tol);
+                let at_mean = r.at_mean_minimum(args.front_tol);
+                let to_front = r
+                    .steps_to_front
+                    .map_or("never".to_string(), |s| s.to_string());
+                let w = |k: usize| r.last_weights.get(k).copied().unwrap_or(f64::NAN);
+                writeln!(
+                    table,
+                    "| {label} | {start_s} | ({:.3}, {:.3}) | ({:.4}, {:.4}) | {:.4} | {} | {} | {to_front} | ({:.3}, {:.3}) |",
+                    r.final_x[0],
+                    r.final_x[1],
+                    r.final_losses[0],
+                    r.final_losses[1],
+                    r.front_distance,
+                    if on_front { "yes" } else { "no" },
+                    if at_mean { "yes" } else { "no" },
+                    w(0),
+                    w(1),
+                )?;
+                writeln!(
+                    csv,
+                    "{label},{},{},{},{},{},{},{},{},{on_front},{at_mean},{},{},{},{:.3},",
+                    start[0],
+                    start[1],
+                    r.steps,
+                    r.final_x[0],
+                    r.final_x[1],
+                    r.final_losses[0],
+                    r.final_losses[1],
+                    r.front_distance,
+                    r.steps_to_front.map_or(String::new(), |s| s.to_string()),
+                    w(0),
+                    w(1),
+                    r.elapsed.as_secs_f64(),
+                )?;
+                results.push(r);
+            }
+            Some(Err(e)) => {
+                writeln!(table, "| {label} | {start_s} | error: {e} | | | | | | |")?;
+                writeln!(
+                    csv,
+                    "{label},{},{},,,,,,,,,,,,,\"{}\"",
+                    start[0],
+                    start[1],
+                    e.replace('"', "'")
+                )?;
+            }
+            None => writeln!(table, "| {label} | {start_s} | not run | | | | | | |")?,
+        }
+    }
+    let total_steps = (results.len() * steps).max(1) as f64;
+    let timing = format!(
+        "{} runs × {steps} steps in {:.1} s wall ({jobs} thread(s)): {:.1} µs per step per thread \
+         (2 forward + 2 backward + aggregation + Adam), {:.1} µs per step of wall time",
+        results.len(),
+        wall.as_secs_f64(),
+        run_time.as_secs_f64() / total_steps * 1e6,
+        wall.as_secs_f64() / total_steps * 1e6,
+    );
+    println!();
+    print!("{table}");
+    println!();
+    println!("{timing}");
+
+    let mut md = String::new();
+    writeln!(
+        md,
+        "# Toy problem: L = ({} L̃1, L̃2), Adam lr {}, {steps} steps\n",
+        args.l1_scale, args.lr
+    )?;
+    writeln!(
+        md,
+        "On the front: distance to the Pareto set (valley floor x1 ∈ [−7, 7], see `burn_mtl_examples::toy`) ≤ {}. \
+         Mean-loss minimum ({:.3}, {:.3}), reached: distance ≤ {}.\n",
+        args.front_tol, mean_min[0], mean_min[1], args.front_tol
+    )?;
+    md.push_str(&table);
+    writeln!(md, "\n{timing}")?;
+    std::fs::write(args.out.join("summary.md"), md)?;
+    std::fs::write(args.out.join("summary.csv"), csv)?;
+
+    let mut traj = String::from("method,start_x1,start_x2,step,x1,x2,l1,l2\n");
+    for r in &results {
+        for p in &r.trajectory {
+            writeln!(
+                traj,
+                "{},{},{},{},{},{},{},{}",
+                r.method, r.start[0], r.start[1], p.step, p.x[0], p.x[1], p.losses[0], p.losses[1]
+            )?;
+        }
+    }
+    std::fs::write(args.out.join("trajectories.csv"), traj)?;
+    let mut front = String::from("x1,x2,l1,l2\n");
+    // Every 10th sample (x1 in steps of 0.1): 141 rows.
+    for p in pareto.points.iter().step_by(10) {
+        writeln!(
+            front,
+            "{},{},{},{}",
+            p.x[0], p.x[1], p.losses[0], p.losses[1]
+        )?;
+    }
+    std::fs::write(args.out.join("pareto_front.csv"), front)?;
+
+    let loss_svg = args.out.join("toy_loss_space.svg");
+    let param_svg = args.out.join("toy_param_space.svg");
+    plot::loss_space_svg(&loss_svg, &problem, &pareto, &labels, &results)?;
+    plot::param_space_svg(&param_svg, &problem, &pareto, &labels, &results)?;
+    println!(
+        "wrote {}, {}, {}, {}, {}, {}",
+        args.out.join("summary.md").display(),
+        args.out.join("summary.csv").display(),
+        args.out.join("trajectories.csv").display(),
+        args.out.join("pareto_front.csv").display(),
+        loss_svg.display(),
+        param_svg.display()
+    );
+    if results.len() < n_runs {
+        return Err(format!("{} of {n_runs} runs failed", n_runs - results.len()).into());
+    }
+    Ok(())
+}

@@ -1,0 +1,13 @@
+//! Examples for [`burn_mtl`]: the synthetic two-task toy problem of the multi-task literature
+//! (CAGrad → Nash-MTL → FAMO → Aligned-MTL → ConicGrad), trained with
+//! [`burn_mtl::MultiTaskOptimizer`] wrapped around Burn's Adam.
+//!
+//! - [`toy`]: the problem (as Burn tensors for training, and in `f64` with analytic gradients
+//!   for reference), its Pareto set and mean-loss minimum, and the training loop;
+//! - [`plot`]: the SVG figures (trajectories in loss space and in parameter space);
+//! - the binary `toy` (`cargo run --release -p burn-mtl-examples --bin toy -- --help`) runs every
+//!   method from the five standard starting points and writes a table, CSV files and the figures.
+#![warn(missing_docs)]
+
+pub mod plot;
+pub mod toy;
