@@ -4,11 +4,11 @@
 
 mod ndarray {
     type B = burn::backend::Autodiff<burn::backend::NdArray>;
-    include!("optimizer_cases.rs");
+    include!("cases/optimizer.rs");
 }
 
 #[cfg(feature = "wgpu")]
 mod wgpu {
     type B = burn::backend::Autodiff<burn::backend::Wgpu>;
-    include!("optimizer_cases.rs");
+    include!("cases/optimizer.rs");
 }

@@ -43,7 +43,10 @@ impl<B: AutodiffBackend> TaskGradients<B> {
     /// Task gradients computed by the caller (one `GradientsParams` per task, e.g. from
     /// `GradientsParams::from_grads(loss_k.backward(), &model)`).
     pub fn new(grads: Vec<GradientsParams>) -> Self {
-        Self { grads, losses: None }
+        Self {
+            grads,
+            losses: None,
+        }
     }
 
     /// Attaches the K task losses (one-element tensors; detached here).
@@ -69,7 +72,12 @@ impl<B: AutodiffBackend> TaskGradients<B> {
 
     /// The per-task gradients and the losses.
     #[allow(clippy::type_complexity)]
-    pub fn into_parts(self) -> (Vec<GradientsParams>, Option<Vec<Tensor<B::InnerBackend, 1>>>) {
+    pub fn into_parts(
+        self,
+    ) -> (
+        Vec<GradientsParams>,
+        Option<Vec<Tensor<B::InnerBackend, 1>>>,
+    ) {
         (self.grads, self.losses)
     }
 
@@ -88,7 +96,10 @@ impl<B: AutodiffBackend> TaskGradients<B> {
             grads.push(GradientsParams::from_grads(l.backward(), module));
             losses.push(l.inner());
         }
-        Self { grads, losses: Some(losses) }
+        Self {
+            grads,
+            losses: Some(losses),
+        }
     }
 
     /// Parameter engine for a model that computes all task losses in one forward pass:
@@ -112,7 +123,10 @@ impl<B: AutodiffBackend> TaskGradients<B> {
             if task > 0 {
                 current = losses(module);
                 if current.len() != k {
-                    return Err(MtlError::TaskCount { expected: k, got: current.len() });
+                    return Err(MtlError::TaskCount {
+                        expected: k,
+                        got: current.len(),
+                    });
                 }
             }
             // `swap_remove(task)` returns exactly the task-th loss of this fresh forward.
@@ -120,6 +134,9 @@ impl<B: AutodiffBackend> TaskGradients<B> {
             grads.push(GradientsParams::from_grads(l.backward(), module));
             kept.push(l.inner());
         }
-        Ok(Self { grads, losses: Some(kept) })
+        Ok(Self {
+            grads,
+            losses: Some(kept),
+        })
     }
 }

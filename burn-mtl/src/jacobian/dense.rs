@@ -46,6 +46,9 @@ pub fn aggregate_dense<B: Backend>(
         })
         .collect();
     let gram = blocks.iter().map(gram_block).reduce(|a, b| a + b);
+    let gram_eps = gram
+        .as_ref()
+        .map_or(f64::EPSILON, |t| super::dtype_eps(t.dtype()));
     let gram = match gram {
         Some(t) => {
             let data = Transaction::default().register(t).execute().remove(0);
@@ -61,7 +64,7 @@ pub fn aggregate_dense<B: Backend>(
             what: "gradient",
         });
     }
-    let weights = method.weights(&WeightingInput::new(&gram))?;
+    let weights = method.weights(&WeightingInput::new(&gram).with_gram_eps(gram_eps))?;
     let parts: Vec<Tensor<B, 1>> = blocks
         .into_iter()
         .map(|j| combine_block(weights_tensor::<B>(&weights.weights, device), j))

@@ -22,7 +22,7 @@ use std::collections::HashMap;
 use burn::module::{AutodiffModule, ParamId};
 use burn::optim::GradientsParams;
 use burn::tensor::backend::{AutodiffBackend, Backend};
-use burn::tensor::{Tensor, TensorData, Transaction};
+use burn::tensor::{DType, Tensor, TensorData, Transaction};
 
 use crate::MtlError;
 use crate::linalg::Matrix;
@@ -67,6 +67,23 @@ pub fn weights_tensor<B: Backend>(w: &[f64], device: &B::Device) -> Tensor<B, 2>
     Tensor::from_data(TensorData::new(data, [1, w.len()]), device)
 }
 
+/// The relative precision (machine epsilon) of a float dtype: how exact a Gram matrix
+/// accumulated in that dtype can be. Methods with rank cut-offs (IMTL-G's pseudo-inverse)
+/// need it: an `f32` Gram's "zero" eigenvalues are ~1e-7 of the largest, not ~1e-16.
+///
+/// ```
+/// use burn::tensor::DType;
+/// assert_eq!(burn_mtl::jacobian::dtype_eps(DType::F32), f32::EPSILON as f64);
+/// ```
+pub fn dtype_eps(dtype: DType) -> f64 {
+    match dtype {
+        DType::F64 => f64::EPSILON,
+        DType::F16 => 9.765_625e-4,
+        DType::BF16 => 7.812_5e-3,
+        _ => f32::EPSILON as f64,
+    }
+}
+
 /// What is read back to the host once per step.
 #[derive(Clone, Debug)]
 pub struct HostRead {
@@ -78,6 +95,8 @@ pub struct HostRead {
     pub unassigned_sq_norm: f64,
     /// The task losses, if they were given.
     pub losses: Option<Vec<f64>>,
+    /// The machine epsilon of the dtype the Gram matrix was accumulated in ([`dtype_eps`]).
+    pub gram_eps: f64,
 }
 
 impl HostRead {
@@ -254,6 +273,10 @@ impl<B: Backend> TaskJacobian<B> {
         let k = self.k;
         let mut tx = Transaction::<B>::default();
         let mut slots = [false; 3];
+        let gram_eps = self
+            .gram
+            .as_ref()
+            .map_or(f64::EPSILON, |g| dtype_eps(g.dtype()));
         if let Some(g) = &self.gram {
             tx = tx.register(g.clone());
             slots[0] = true;
@@ -301,6 +324,7 @@ impl<B: Backend> TaskJacobian<B> {
             head_sq_norms,
             unassigned_sq_norm,
             losses,
+            gram_eps,
         }
     }
 

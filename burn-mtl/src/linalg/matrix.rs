@@ -35,7 +35,11 @@ impl Matrix {
 
     /// The `rows × cols` zero matrix.
     pub fn zeros(rows: usize, cols: usize) -> Self {
-        Self { rows, cols, data: vec![0.0; rows * cols] }
+        Self {
+            rows,
+            cols,
+            data: vec![0.0; rows * cols],
+        }
     }
 
     /// The `n × n` identity.
@@ -53,7 +57,11 @@ impl Matrix {
         if rows.iter().any(|r| r.len() != cols) {
             return Err(MtlError::InvalidMatrix("rows of different lengths".into()));
         }
-        Ok(Self { rows: rows.len(), cols, data: rows.concat() })
+        Ok(Self {
+            rows: rows.len(),
+            cols,
+            data: rows.concat(),
+        })
     }
 
     /// Number of rows.
@@ -95,7 +103,9 @@ impl Matrix {
 
     /// The diagonal (for a Gram matrix: the squared task-gradient norms).
     pub fn diagonal(&self) -> Vec<f64> {
-        (0..self.rows.min(self.cols)).map(|i| self.get(i, i)).collect()
+        (0..self.rows.min(self.cols))
+            .map(|i| self.get(i, i))
+            .collect()
     }
 
     /// Sum of the diagonal.
@@ -171,13 +181,20 @@ impl Matrix {
 
     /// Every entry multiplied by `s`.
     pub fn scaled(&self, s: f64) -> Matrix {
-        Matrix { rows: self.rows, cols: self.cols, data: self.data.iter().map(|v| v * s).collect() }
+        Matrix {
+            rows: self.rows,
+            cols: self.cols,
+            data: self.data.iter().map(|v| v * s).collect(),
+        }
     }
 
     /// The matrix with rows and columns reordered: entry `(i, j)` of the result is entry
     /// `(perm[i], perm[j])` of `self` (square matrices only).
     pub fn permuted(&self, perm: &[usize]) -> Matrix {
-        assert!(self.is_square() && perm.len() == self.rows, "permuted: bad permutation");
+        assert!(
+            self.is_square() && perm.len() == self.rows,
+            "permuted: bad permutation"
+        );
         let n = self.rows;
         let mut out = Matrix::zeros(n, n);
         for i in 0..n {
@@ -205,7 +222,10 @@ impl Matrix {
         for i in 0..self.rows {
             let d = self.get(i, i);
             if !d.is_finite() || self.row(i).iter().any(|v| !v.is_finite()) {
-                return Err(MtlError::NonFinite { task: i, what: "Gram entry" });
+                return Err(MtlError::NonFinite {
+                    task: i,
+                    what: "Gram entry",
+                });
             }
             if d < 0.0 {
                 return Err(MtlError::InvalidMatrix(format!(

@@ -28,10 +28,14 @@ impl Linear {
     /// Linear scalarisation with weights `λ`; errors if `λ` is empty or not finite.
     pub fn new(weights: Vec<f64>) -> Result<Self, MtlError> {
         if weights.is_empty() {
-            return Err(MtlError::InvalidConfig("linear: at least one weight is needed".into()));
+            return Err(MtlError::InvalidConfig(
+                "linear: at least one weight is needed".into(),
+            ));
         }
         if weights.iter().any(|w| !w.is_finite()) {
-            return Err(MtlError::InvalidConfig("linear: weights must be finite".into()));
+            return Err(MtlError::InvalidConfig(
+                "linear: weights must be finite".into(),
+            ));
         }
         Ok(Self { weights })
     }
@@ -52,7 +56,10 @@ impl Weighting for Linear {
     fn weights(&mut self, input: &WeightingInput<'_>) -> Result<Weights, MtlError> {
         let k = check_input(input)?;
         if k != self.weights.len() {
-            return Err(MtlError::TaskCount { expected: self.weights.len(), got: k });
+            return Err(MtlError::TaskCount {
+                expected: self.weights.len(),
+                got: k,
+            });
         }
         Ok(Weights::new(self.weights.clone()))
     }

@@ -29,7 +29,10 @@ impl MethodSpec {
             None => (raw.as_str(), None),
         };
         let name = name.trim().to_ascii_lowercase().replace('-', "_");
-        let err = |reason: String| MtlError::InvalidMethod { spec: raw.clone(), reason };
+        let err = |reason: String| MtlError::InvalidMethod {
+            spec: raw.clone(),
+            reason,
+        };
         if name.is_empty() {
             return Err(err("empty method name".into()));
         }
@@ -47,21 +50,36 @@ impl MethodSpec {
             }
             options.push((k, v.trim().to_string()));
         }
-        Ok(Self { raw: raw.clone(), name, options })
+        Ok(Self {
+            raw: raw.clone(),
+            name,
+            options,
+        })
     }
 
     /// An `InvalidMethod` error for this specification.
     pub fn error(&self, reason: impl Into<String>) -> MtlError {
-        MtlError::InvalidMethod { spec: self.raw.clone(), reason: reason.into() }
+        MtlError::InvalidMethod {
+            spec: self.raw.clone(),
+            reason: reason.into(),
+        }
     }
 
     /// Errors if any option key is not in `allowed`.
     pub fn only(&self, allowed: &[&str]) -> Result<(), MtlError> {
-        match self.options.iter().find(|(k, _)| !allowed.contains(&k.as_str())) {
+        match self
+            .options
+            .iter()
+            .find(|(k, _)| !allowed.contains(&k.as_str()))
+        {
             Some((k, _)) => Err(self.error(format!(
                 "unknown option `{k}` for `{}`; allowed: {}",
                 self.name,
-                if allowed.is_empty() { "none".to_string() } else { allowed.join(", ") }
+                if allowed.is_empty() {
+                    "none".to_string()
+                } else {
+                    allowed.join(", ")
+                }
             ))),
             None => Ok(()),
         }
@@ -74,7 +92,10 @@ impl MethodSpec {
 
     /// The raw value of option `key`.
     pub fn get(&self, key: &str) -> Option<&str> {
-        self.options.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
+        self.options
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
     }
 
     /// Option `key` parsed as a finite `f64`.
@@ -92,7 +113,9 @@ impl MethodSpec {
         self.get(key)
             .map(|v| {
                 v.parse::<u64>().map_err(|_| {
-                    self.error(format!("option `{key}`: `{v}` is not a non-negative integer"))
+                    self.error(format!(
+                        "option `{key}`: `{v}` is not a non-negative integer"
+                    ))
                 })
             })
             .transpose()
@@ -105,7 +128,9 @@ impl MethodSpec {
                 v.split('/')
                     .map(|x| match x.trim().parse::<f64>() {
                         Ok(x) if x.is_finite() => Ok(x),
-                        _ => Err(self.error(format!("option `{key}`: `{x}` is not a finite number"))),
+                        _ => {
+                            Err(self.error(format!("option `{key}`: `{x}` is not a finite number")))
+                        }
                     })
                     .collect()
             })

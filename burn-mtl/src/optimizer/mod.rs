@@ -310,9 +310,10 @@ impl<B: AutodiffBackend, O, W: Weighting> MultiTaskOptimizer<B, O, W> {
             head_sq_norms,
             unassigned_sq_norm,
             losses,
+            gram_eps,
         } = read;
         let mut method = self.method.clone();
-        let mut input = WeightingInput::new(&gram);
+        let mut input = WeightingInput::new(&gram).with_gram_eps(gram_eps);
         if let Some(l) = &losses {
             input = input.with_losses(l);
         }

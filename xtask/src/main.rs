@@ -1,0 +1,30 @@
+//! `cargo xtask <subcommand>`: developer tasks for burn-mtl.
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Developer tasks for burn-mtl.
+#[derive(Parser)]
+#[command(
+    name = "xtask",
+    about = "Developer tasks for burn-mtl (run as `cargo xtask ...`)"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Check burn-mtl's methods against a reference-vector JSON file (host f64 and/or tensor
+    /// f32 path).
+    CheckVectors(xtask::check_vectors::Args),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::CheckVectors(args) => xtask::check_vectors::main(&args),
+    }
+}

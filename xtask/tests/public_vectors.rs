@@ -1,0 +1,46 @@
+//! The reference checker on the public reference vectors: every method we implement passes on
+//! both the host (f64) and the tensor (NdArray f32) path.
+
+use std::path::Path;
+
+use xtask::check_vectors::{Kind, PathSel, run};
+
+const FILE: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../../shared/reference/public_vectors.json"
+);
+
+const METHODS: [&str; 6] = ["mean", "sum", "mgda", "mgda_exact", "pcgrad", "imtl_g"];
+
+#[test]
+fn public_vectors_pass_on_both_paths() {
+    let methods: Vec<String> = METHODS.iter().map(|s| s.to_string()).collect();
+    let mut out = Vec::new();
+    let s = run(Path::new(FILE), Some(&methods), PathSel::Both, &mut out).unwrap();
+    let report = String::from_utf8(out).unwrap();
+    assert_eq!(s.failed, 0, "{report}");
+    for m in METHODS {
+        for kind in [Kind::Host, Kind::Tensor] {
+            let (passed, failed) = s.method(m, kind);
+            assert!(
+                passed > 0 && failed == 0,
+                "{m} {kind:?}: {passed}/{failed}\n{report}"
+            );
+        }
+    }
+    assert!(
+        report
+            .trim_end()
+            .ends_with(&format!("{} passed, 0 failed", s.passed))
+    );
+}
+
+#[test]
+fn unknown_methods_are_skipped_not_failed() {
+    let methods = vec!["nash_mtl".to_string(), "gradvac".to_string()];
+    let mut out = Vec::new();
+    let s = run(Path::new(FILE), Some(&methods), PathSel::Host, &mut out).unwrap();
+    let report = String::from_utf8(out).unwrap();
+    assert_eq!((s.passed, s.failed), (0, 0), "{report}");
+    assert!(report.contains("skipped: gradvac, nash_mtl"), "{report}");
+}
