@@ -43,6 +43,31 @@ pub enum MtlError {
         /// Why it was rejected.
         reason: String,
     },
+    /// A loss-based method was not given the task losses.
+    #[error("method `{method}` needs the task losses (use TaskGradients::per_task or with_losses)")]
+    MissingLosses {
+        /// The method's name.
+        method: &'static str,
+    },
+    /// A loss value is outside what the method accepts (e.g. FAMO takes logarithms).
+    #[error("task {task}: {reason}")]
+    InvalidLoss {
+        /// The 0-based index of the task.
+        task: usize,
+        /// Why the loss was rejected.
+        reason: String,
+    },
+    /// The engine cannot serve this method (e.g. a gradient-based method on the loss-only
+    /// engine, which computes no per-task gradients).
+    #[error("method `{method}` cannot run on the {engine} engine: {reason}")]
+    EngineMismatch {
+        /// The method's name.
+        method: &'static str,
+        /// The engine's name.
+        engine: &'static str,
+        /// Why.
+        reason: &'static str,
+    },
     /// A configuration value is out of its valid range.
     #[error("invalid configuration: {0}")]
     InvalidConfig(String),

@@ -1,9 +1,21 @@
 //! The `engine` layer: how the per-task gradients of a step are obtained.
 //!
 //! Burn has no `retain_graph`: a second `backward()` through nodes an earlier backward consumed
-//! panics. The **parameter engine** here therefore runs one forward and one backward per task
-//! and collects each task's gradients as a `GradientsParams` — the exact full Jacobian, at
-//! about K times the cost of a single-task step.
+//! panics. Three engines, all driven by the same
+//! [`MultiTaskOptimizer`](crate::MultiTaskOptimizer):
+//! - **parameter engine** ([`TaskGradients`], `MultiTaskOptimizer::step`): one forward and one
+//!   backward per task; the exact full Jacobian of the shared parameters, about K times the
+//!   cost of a single-task step;
+//! - **representation engine** ([`RepresentationGradients`],
+//!   `MultiTaskOptimizer::step_representation`): one encoder forward, per-task gradients with
+//!   respect to the shared representation, one backward through the encoder (MGDA-UB,
+//!   Aligned-MTL-UB); about the cost of one step;
+//! - **loss-only engine** (`MultiTaskOptimizer::step_loss_only`): weights from loss values
+//!   (FAMO, MARIGOLD, ...), one backward of `Σ_k w_k L_k`.
+
+mod representation;
+
+pub use representation::RepresentationGradients;
 
 use burn::module::AutodiffModule;
 use burn::optim::GradientsParams;

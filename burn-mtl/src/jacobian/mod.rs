@@ -14,6 +14,7 @@
 //! does not touch a shared parameter contributes a zero row to that parameter's block.
 
 mod dense;
+mod ops;
 mod pack;
 mod visitors;
 
@@ -28,6 +29,7 @@ use crate::MtlError;
 use crate::linalg::Matrix;
 
 pub use dense::aggregate_dense;
+pub use ops::{accumulate_scaled, scaled, sq_norm};
 pub use pack::{infer_packed_k, merge_multi, pack_task_grads};
 
 /// `J Jᵀ` for one `[K, n]` block: that block's contribution to the Gram matrix.
@@ -140,6 +142,7 @@ pub struct TaskJacobian<B: Backend> {
     private: GradientsParams,
     private_task: HashMap<ParamId, Option<usize>>,
     gram: Option<Tensor<B, 2>>,
+    block: Option<Tensor<B, 2>>,
     /// Squared norms of the private gradients per task; slot K: task unknown.
     head_sq: Vec<Option<Tensor<B, 1>>>,
     losses: Option<Tensor<B, 1>>,
@@ -193,6 +196,7 @@ impl<B: Backend> TaskJacobian<B> {
             private: GradientsParams::new(),
             private_task: HashMap::new(),
             gram: None,
+            block: None,
             head_sq: vec![None; k + 1],
             losses: None,
         }
@@ -234,6 +238,33 @@ impl<B: Backend> TaskJacobian<B> {
         Ok(())
     }
 
+    /// A Jacobian of one `[K, n]` block that is not a model parameter — the gradients of the K
+    /// task losses with respect to a shared representation (representation engine). Combine it
+    /// with [`TaskJacobian::take_block`] and [`combine_block`].
+    pub fn from_block(j: Tensor<B, 2>) -> Self {
+        let mut jac = Self::empty(j.dims()[0]);
+        jac.gram = Some(gram_block(&j));
+        jac.block = Some(j);
+        jac
+    }
+
+    /// Takes the block given to [`TaskJacobian::from_block`].
+    pub fn take_block(&mut self) -> Option<Tensor<B, 2>> {
+        self.block.take()
+    }
+
+    /// Adds task `task`'s squared head-gradient norm (a one-element tensor), read with the
+    /// Gram matrix; `task == K` collects gradients whose task is unknown.
+    pub(crate) fn add_head_sq(&mut self, task: usize, sq: Tensor<B, 1>) {
+        self.head_sq[task] = Some(match self.head_sq[task].take() {
+            None => sq,
+            Some(acc) => {
+                let dev = acc.device();
+                acc + sq.to_device(&dev)
+            }
+        });
+    }
+
     pub(crate) fn add_shared(&mut self, id: ParamId, j: Tensor<B, 2>) {
         let part = gram_block(&j);
         self.gram = Some(match self.gram.take() {
@@ -254,14 +285,7 @@ impl<B: Backend> TaskJacobian<B> {
         grad: Tensor<B, D>,
     ) {
         let slot = task.unwrap_or(self.k);
-        let sq = (grad.clone() * grad.clone()).sum();
-        self.head_sq[slot] = Some(match self.head_sq[slot].take() {
-            None => sq,
-            Some(acc) => {
-                let dev = acc.device();
-                acc + sq.to_device(&dev)
-            }
-        });
+        self.add_head_sq(slot, (grad.clone() * grad.clone()).sum());
         self.private.register(id, grad);
         self.private_task.insert(id, task);
     }

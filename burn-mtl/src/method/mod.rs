@@ -16,16 +16,20 @@ use serde::{Deserialize, Serialize};
 use crate::MtlError;
 use crate::linalg::Matrix;
 
+mod famo;
 mod imtl_g;
 mod linear;
+mod marigold;
 mod mean;
 mod mgda;
 mod pcgrad;
 mod spec;
 mod sum;
 
+pub use famo::Famo;
 pub use imtl_g::ImtlG;
 pub use linear::Linear;
+pub use marigold::{Marigold, MarigoldObjective};
 pub use mean::Mean;
 pub use mgda::{Mgda, MgdaSolver};
 pub use pcgrad::PcGrad;
@@ -173,6 +177,47 @@ pub trait Weighting: Clone + Send + fmt::Debug + 'static {
 
     /// Forgets any state accumulated over steps (fresh start). No-op for stateless methods.
     fn reset(&mut self) {}
+
+    /// Whether the method needs the Gram matrix (every gradient-based method: the default).
+    /// A method that returns `false` takes its weights from the losses and its own state, so it
+    /// also runs on the loss-only engine
+    /// ([`MultiTaskOptimizer::step_loss_only`](crate::MultiTaskOptimizer::step_loss_only):
+    /// one backward per step), where no Gram matrix is computed and `input.gram` is all zeros.
+    fn requires_gram(&self) -> bool {
+        true
+    }
+
+    /// Whether the method wants the task losses measured after the optimizer step (passed to
+    /// [`Weighting::update`]); [`AfterStep::Nothing`] by default.
+    fn after_step(&self) -> AfterStep {
+        AfterStep::Nothing
+    }
+
+    /// Receives the task losses measured after the optimizer step (see
+    /// [`Weighting::after_step`]). Must leave the state unchanged when it errors.
+    fn update(&mut self, losses_after: &[f64]) -> Result<(), MtlError> {
+        let _ = losses_after;
+        Ok(())
+    }
+}
+
+/// When a method wants the task losses after the optimizer step.
+///
+/// ```
+/// use burn_mtl::method::{AfterStep, Mean, Weighting};
+/// assert_eq!(Mean.after_step(), AfterStep::Nothing);
+/// ```
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum AfterStep {
+    /// The method does not use losses after the step.
+    #[default]
+    Nothing,
+    /// The losses of the same batch, re-evaluated with the updated model (one extra forward
+    /// pass, no backward), as the official FAMO trainers do.
+    SameBatch,
+    /// The losses of the next step's batch (no extra forward; noisier), as FAMO's toy trainer
+    /// does.
+    NextBatch,
 }
 
 /// Any built-in method, chosen as data (serde, `#[derive(Config)]` fields, or a string).
@@ -201,6 +246,10 @@ pub enum Method {
     PcGrad(PcGrad),
     /// [`ImtlG`]: impartial MTL, gradient part.
     ImtlG(ImtlG),
+    /// [`Famo`]: fast adaptive multitask optimization (loss-based).
+    Famo(Famo),
+    /// [`Marigold`]: bi-level balancing with a zeroth-order lower level (loss-based).
+    Marigold(Marigold),
 }
 
 pub use sum::Sum;
@@ -221,6 +270,8 @@ macro_rules! dispatch {
             Method::Mgda($m) => $body,
             Method::PcGrad($m) => $body,
             Method::ImtlG($m) => $body,
+            Method::Famo($m) => $body,
+            Method::Marigold($m) => $body,
         }
     };
 }
@@ -238,12 +289,23 @@ impl Weighting for Method {
     fn reset(&mut self) {
         dispatch!(self, m => m.reset())
     }
+    fn requires_gram(&self) -> bool {
+        dispatch!(self, m => m.requires_gram())
+    }
+    fn after_step(&self) -> AfterStep {
+        dispatch!(self, m => m.after_step())
+    }
+    fn update(&mut self, losses_after: &[f64]) -> Result<(), MtlError> {
+        dispatch!(self, m => m.update(losses_after))
+    }
 }
 
 impl Method {
     /// The names [`Method::from_str`] accepts, with their options.
     pub const HELP: &'static str = "mean | sum | linear:weights=a/b/.. | \
-        mgda[:solver=exact|frank_wolfe,epsilon=1e-3,max_iters=100] | pcgrad[:seed=N] | imtl_g";
+        mgda[:solver=exact|frank_wolfe,epsilon=1e-3,max_iters=100] | pcgrad[:seed=N] | imtl_g | \
+        famo[:lr=0.025,gamma=1e-3,after=same_batch|next_batch] | \
+        marigold[:objective=mgda|cagrad,beta=0.1,smoothing=0.5,c=0.4,probe_every=2,after=..]";
 
     /// Every built-in method with its default options (for examples and benchmarks).
     pub fn all_defaults() -> Vec<Method> {
@@ -253,6 +315,8 @@ impl Method {
             Method::Mgda(Mgda::default()),
             Method::PcGrad(PcGrad::default()),
             Method::ImtlG(ImtlG),
+            Method::Famo(Famo::default()),
+            Method::Marigold(Marigold::default()),
         ]
     }
 }
@@ -265,21 +329,29 @@ impl FromStr for Method {
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let spec = MethodSpec::parse(s)?;
         let method = match spec.name.as_str() {
-            "mean" => Method::Mean(Mean),
-            "sum" => Method::Sum(Sum),
+            "mean" => {
+                spec.no_options()?;
+                Method::Mean(Mean)
+            }
+            "sum" => {
+                spec.no_options()?;
+                Method::Sum(Sum)
+            }
             "linear" | "ls" => Method::Linear(Linear::from_spec(&spec)?),
             "mgda" => Method::Mgda(Mgda::from_spec(&spec)?),
             "pcgrad" => Method::PcGrad(PcGrad::from_spec(&spec)?),
-            "imtl_g" | "imtlg" => Method::ImtlG(ImtlG),
+            "imtl_g" | "imtlg" => {
+                spec.no_options()?;
+                Method::ImtlG(ImtlG)
+            }
+            "famo" => Method::Famo(Famo::from_spec(&spec)?),
+            "marigold" => Method::Marigold(Marigold::from_spec(&spec)?),
             other => {
                 return Err(
                     spec.error(format!("unknown method `{other}`; known: {}", Method::HELP))
                 );
             }
         };
-        if !matches!(spec.name.as_str(), "linear" | "ls" | "mgda" | "pcgrad") {
-            spec.no_options()?;
-        }
         Ok(method)
     }
 }

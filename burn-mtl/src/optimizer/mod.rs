@@ -17,9 +17,12 @@ use burn::tensor::backend::AutodiffBackend;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
-use crate::engine::TaskGradients;
+use burn::tensor::Tensor;
+
+use crate::engine::{RepresentationGradients, TaskGradients};
+use crate::linalg::Matrix;
 use crate::jacobian::{HostRead, TaskJacobian};
-use crate::method::{Method, Weighting, WeightingInput};
+use crate::method::{AfterStep, Method, Weighting, WeightingInput, Weights};
 use crate::{MtlError, jacobian};
 
 pub use record::{MultiTaskOptimizerRecord, MultiTaskOptimizerRecordItem};
@@ -86,6 +89,7 @@ impl MultiTaskOptimizerConfig {
             num_tasks: self.num_tasks,
             max_grad_norm: self.max_grad_norm,
             steps: 0,
+            awaiting_losses: false,
             last_report: None,
             _backend: PhantomData,
         }
@@ -163,6 +167,7 @@ pub struct MultiTaskOptimizer<B: AutodiffBackend, O, W = Method> {
     num_tasks: Option<usize>,
     max_grad_norm: Option<f64>,
     steps: u64,
+    awaiting_losses: bool,
     last_report: Option<StepReport>,
     _backend: PhantomData<fn() -> B>,
 }
@@ -176,6 +181,7 @@ impl<B: AutodiffBackend, O: Clone, W: Clone> Clone for MultiTaskOptimizer<B, O, 
             num_tasks: self.num_tasks,
             max_grad_norm: self.max_grad_norm,
             steps: self.steps,
+            awaiting_losses: self.awaiting_losses,
             last_report: self.last_report.clone(),
             _backend: PhantomData,
         }
@@ -192,6 +198,7 @@ impl<B: AutodiffBackend, O, W: Weighting> MultiTaskOptimizer<B, O, W> {
             num_tasks: None,
             max_grad_norm: None,
             steps: 0,
+            awaiting_losses: false,
             last_report: None,
             _backend: PhantomData,
         }
@@ -244,8 +251,27 @@ impl<B: AutodiffBackend, O, W: Weighting> MultiTaskOptimizer<B, O, W> {
         self.num_tasks = None;
     }
 
-    /// Computes the combined update for `module` without stepping: the `GradientsParams` to
-    /// hand to any optimizer, and the report. On error nothing changes.
+    /// Feeds the losses measured after the last optimizer step to the method (for methods
+    /// whose [`Weighting::after_step`] is not `Nothing`, e.g. FAMO, MARIGOLD). The loss-only
+    /// engine does this itself; with the other engines, call it after the step with the losses
+    /// re-evaluated on the same batch — or don't, and the next step's losses are used. On error
+    /// the method's state is unchanged.
+    pub fn losses_after_step(&mut self, losses_after: &[f64]) -> Result<(), MtlError> {
+        if !self.awaiting_losses {
+            return Ok(());
+        }
+        if let Some(task) = losses_after.iter().position(|v| !v.is_finite()) {
+            return Err(MtlError::NonFinite { task, what: "loss" });
+        }
+        let mut method = self.method.clone();
+        method.update(losses_after)?;
+        self.method = method;
+        self.awaiting_losses = false;
+        Ok(())
+    }
+
+    /// Computes the combined update for `module` without stepping (parameter engine): the
+    /// `GradientsParams` to hand to any optimizer, and the report. On error nothing changes.
     pub fn aggregate<M>(
         &mut self,
         module: &M,
@@ -260,12 +286,17 @@ impl<B: AutodiffBackend, O, W: Weighting> MultiTaskOptimizer<B, O, W> {
         if let Some(losses) = grads.losses {
             jac.set_losses(losses)?;
         }
-        self.finish(module, jac)
+        let decision = self.decide(&jac.read(), true)?;
+        let combined = jac.combine::<B, M>(module, &decision.scaled_weights(), |task| {
+            decision.head_scale(task)
+        });
+        Ok((combined, self.commit(decision)))
     }
 
-    /// One step: aggregate the task gradients and let the wrapped optimizer apply the update
-    /// with learning rate `lr`. On error the module comes back unchanged inside [`Rejected`],
-    /// and neither the wrapped optimizer nor the method's state has changed.
+    /// One step of the **parameter engine**: aggregate the task gradients and let the wrapped
+    /// optimizer apply the update with learning rate `lr`. On error the module comes back
+    /// unchanged inside [`Rejected`], and neither the wrapped optimizer nor the method's state
+    /// has changed.
     pub fn step<M>(
         &mut self,
         lr: LearningRate,
@@ -282,6 +313,140 @@ impl<B: AutodiffBackend, O, W: Weighting> MultiTaskOptimizer<B, O, W> {
         }
     }
 
+    /// One step of the **loss-only engine**, for methods that take their weights from loss
+    /// values ([`Weighting::requires_gram`] is `false`: FAMO, MARIGOLD, ...): `losses(module)`
+    /// computes the K task losses (one forward), the method weights them, and **one** backward
+    /// of `Σ_k w_k L_k` gives the update. If the method wants the losses after the step on the
+    /// same batch ([`AfterStep::SameBatch`]), `losses` is called once more on the updated
+    /// module (a forward pass only). A gradient-based method is refused with
+    /// [`MtlError::EngineMismatch`].
+    ///
+    /// The report has the weights, the losses and `‖d‖` (the global norm of the update);
+    /// the Gram-derived fields (task-gradient norms, cosines, directional derivatives) are
+    /// empty, since no per-task gradient is computed.
+    pub fn step_loss_only<M, F>(
+        &mut self,
+        lr: LearningRate,
+        module: M,
+        mut losses: F,
+    ) -> Result<(M, StepReport), Rejected<M>>
+    where
+        M: AutodiffModule<B>,
+        O: Optimizer<M, B>,
+        F: FnMut(&M) -> Vec<Tensor<B, 1>>,
+    {
+        if self.method.requires_gram() {
+            let error = MtlError::EngineMismatch {
+                method: self.method.name(),
+                engine: "loss-only",
+                reason: "it needs the task gradients; use `step` or `step_representation`",
+            };
+            return Err(Rejected { module, error });
+        }
+        let ls = losses(&module);
+        let prepared = (|| {
+            self.check_k(ls.len())?;
+            let values = read_losses::<B>(&ls)?;
+            let mut read = HostRead {
+                gram: Matrix::zeros(ls.len(), ls.len()),
+                head_sq_norms: vec![0.0; ls.len()],
+                unassigned_sq_norm: 0.0,
+                losses: Some(values),
+                gram_eps: f64::EPSILON,
+            };
+            read.check_finite()?;
+            let mut decision = self.decide(&read, false)?;
+            // One backward of the weighted loss; the weights are constants.
+            let total = ls
+                .into_iter()
+                .zip(&decision.weights.weights)
+                .map(|(l, &w)| l.mul_scalar(w))
+                .reduce(|a, b| a + b)
+                .expect("K >= 1");
+            let grads = GradientsParams::from_grads(total.backward(), &module);
+            let sq = jacobian::sq_norm::<B, M>(&module, &grads)
+                .map_or(0.0, |t| t.into_data().iter::<f64>().next().unwrap_or(0.0));
+            if !sq.is_finite() {
+                return Err(MtlError::NonFinite { task: 0, what: "weighted-loss gradient" });
+            }
+            read.unassigned_sq_norm = sq;
+            decision.set_clip(self.max_grad_norm, sq);
+            decision.update_norm = Some(sq.sqrt());
+            let grads = jacobian::scaled::<B, M>(&module, grads, decision.clip.unwrap_or(1.0));
+            Ok((decision, grads))
+        })();
+        let (decision, grads) = match prepared {
+            Ok(x) => x,
+            Err(error) => return Err(Rejected { module, error }),
+        };
+        let same_batch = decision.method.after_step() == AfterStep::SameBatch;
+        let mut report = self.commit(decision);
+        let module = self.inner.step(lr, module, grads);
+        if same_batch {
+            let after = read_losses::<B>(&losses(&module))
+                .and_then(|values| self.losses_after_step(&values));
+            if let Err(e) = after {
+                report.fallback = Some(format!("method update after the step skipped: {e}"));
+            }
+        }
+        Ok((module, report))
+    }
+
+    /// One step of the **representation engine** (MGDA-UB, Aligned-MTL-UB, ...): `encode`
+    /// runs the shared encoder once and returns the representation `z`; `head_loss(module,
+    /// z_leaf, k)` computes task k's loss from a detached copy of `z` (one element). The
+    /// method weights the Gram matrix of the gradients `∇_z L_k`; one backward of
+    /// `⟨z, Σ_k w_k ∇_z L_k⟩` updates the encoder, and each head gets its task's gradient per
+    /// the [`HeadUpdate`] rule. About the cost of one ordinary step.
+    ///
+    /// The report's norms, cosines, `‖d‖` and directional derivatives are those of the
+    /// representation gradients.
+    pub fn step_representation<M, const D: usize, FE, FH>(
+        &mut self,
+        lr: LearningRate,
+        module: M,
+        num_tasks: usize,
+        encode: FE,
+        head_loss: FH,
+    ) -> Result<(M, StepReport), Rejected<M>>
+    where
+        M: AutodiffModule<B>,
+        O: Optimizer<M, B>,
+        FE: FnOnce(&M) -> Tensor<B, D>,
+        FH: FnMut(&M, Tensor<B, D>, usize) -> Tensor<B, 1>,
+    {
+        let prepared = (|| {
+            self.check_k(num_tasks)?;
+            let rg = RepresentationGradients::compute(&module, num_tasks, encode, head_loss)?;
+            let RepresentationGradients { z, mut jac, heads } = rg;
+            let read = jac.read();
+            let mut decision = self.decide(&read, true)?;
+            let block = jac.take_block().expect("representation block");
+            let w = decision.scaled_weights();
+            let mut grads = RepresentationGradients::encoder_grads(z, block, &w, &module);
+            for (k, h) in heads.into_iter().enumerate() {
+                jacobian::accumulate_scaled::<B, M>(&module, &mut grads, h, decision.head_scale(Some(k)));
+            }
+            if self.max_grad_norm.is_some() {
+                // The encoder part is only known on the device: one extra read.
+                let sq = jacobian::sq_norm::<B, M>(&module, &grads)
+                    .map_or(0.0, |t| t.into_data().iter::<f64>().next().unwrap_or(0.0));
+                let c = decision.clip.unwrap_or(1.0);
+                decision.set_clip(self.max_grad_norm, sq / (c * c));
+                let extra = decision.clip.unwrap_or(1.0) / c;
+                grads = jacobian::scaled::<B, M>(&module, grads, extra);
+            }
+            Ok((decision, grads))
+        })();
+        match prepared {
+            Ok((decision, grads)) => {
+                let report = self.commit(decision);
+                Ok((self.inner.step(lr, module, grads), report))
+            }
+            Err(error) => Err(Rejected { module, error }),
+        }
+    }
+
     fn check_k(&self, k: usize) -> Result<(), MtlError> {
         if k == 0 {
             return Err(MtlError::NoTasks);
@@ -292,81 +457,133 @@ impl<B: AutodiffBackend, O, W: Weighting> MultiTaskOptimizer<B, O, W> {
         }
     }
 
-    /// Host read, finiteness checks, method weights (on a copy, committed only on success),
-    /// combination.
-    fn finish<M>(
-        &mut self,
-        module: &M,
-        jac: TaskJacobian<B::InnerBackend>,
-    ) -> Result<(GradientsParams, StepReport), MtlError>
-    where
-        M: AutodiffModule<B>,
-    {
-        let read = jac.read();
+    /// Host side of a step: finiteness checks, a pending after-step update (next-batch
+    /// losses), the method's weights (on a copy of the method, committed only by
+    /// [`Self::commit`]) and, for the Gram engines, the exact global norm for clipping.
+    fn decide(&self, read: &HostRead, gram_engine: bool) -> Result<Decision<W>, MtlError> {
         read.check_finite()?;
         check_max_norm(self.max_grad_norm)?;
-        let HostRead {
-            gram,
-            head_sq_norms,
-            unassigned_sq_norm,
-            losses,
-            gram_eps,
-        } = read;
+        let k = read.gram.rows();
         let mut method = self.method.clone();
-        let mut input = WeightingInput::new(&gram).with_gram_eps(gram_eps);
-        if let Some(l) = &losses {
+        if self.awaiting_losses
+            && let Some(l) = &read.losses
+        {
+            // The previous step's update, with this step's losses (next batch).
+            method.update(l)?;
+        }
+        let mut input = WeightingInput::new(&read.gram).with_gram_eps(read.gram_eps);
+        if let Some(l) = &read.losses {
             input = input.with_losses(l);
         }
         let weights = method.weights(&input)?;
-        if let Some(task) = weights.weights.iter().position(|w| !w.is_finite()) {
-            return Err(MtlError::NonFinite {
-                task,
-                what: "weight",
-            });
-        }
-        let k = gram.rows();
         if weights.weights.len() != k {
-            return Err(MtlError::TaskCount {
-                expected: k,
-                got: weights.weights.len(),
-            });
+            return Err(MtlError::TaskCount { expected: k, got: weights.weights.len() });
         }
-        let head = self.head_update;
-        let head_scale = |w: &[f64], task: Option<usize>| match (head, task) {
-            (HeadUpdate::Weighted, Some(t)) => w[t],
-            _ => 1.0,
+        if let Some(task) = weights.weights.iter().position(|w| !w.is_finite()) {
+            return Err(MtlError::NonFinite { task, what: "weight" });
+        }
+        let mut d = Decision {
+            method,
+            weights,
+            head_update: self.head_update,
+            clip: None,
+            update_norm: None,
+            gram: read.gram.clone(),
+            head_sq_norms: read.head_sq_norms.clone(),
+            losses: read.losses.clone(),
         };
-        // The exact global norm of the update, from K×K data: wᵀMw + Σ heads.
-        let total_sq = gram.quad_form(&weights.weights).max(0.0)
-            + (0..k)
-                .map(|t| head_scale(&weights.weights, Some(t)).powi(2) * head_sq_norms[t])
-                .sum::<f64>()
-            + unassigned_sq_norm;
-        let clip = self
-            .max_grad_norm
-            .map(|max| (max / (total_sq.sqrt() + 1e-6)).min(1.0));
-        let c = clip.unwrap_or(1.0);
-        let w_orig = weights.weights.clone();
-        let combined = jac.combine::<B, M>(
-            module,
-            &w_orig.iter().map(|v| v * c).collect::<Vec<_>>(),
-            |task| c * head_scale(&w_orig, task),
-        );
-        self.method = method;
+        if gram_engine {
+            // The exact global norm of the update, from K×K data: wᵀMw + Σ heads.
+            let w = &d.weights.weights;
+            let total_sq = read.gram.quad_form(w).max(0.0)
+                + (0..k).map(|t| d.head_scale(Some(t)).powi(2) * read.head_sq_norms[t]).sum::<f64>()
+                + read.unassigned_sq_norm;
+            d.set_clip(self.max_grad_norm, total_sq);
+        }
+        Ok(d)
+    }
+
+    /// Makes a decided step permanent: the method's new state, K, the step counter, the
+    /// report.
+    fn commit(&mut self, d: Decision<W>) -> StepReport {
+        let k = d.gram.rows();
+        self.awaiting_losses = d.method.after_step() != AfterStep::Nothing;
+        self.method = d.method;
         self.num_tasks = Some(k);
         self.steps += 1;
+        let gram_known = d.update_norm.is_none();
         let mut report = StepReport::from_gram(
             self.steps,
             self.method.name(),
-            &gram,
-            weights,
-            head_sq_norms,
-            losses,
+            &d.gram,
+            d.weights,
+            d.head_sq_norms,
+            d.losses,
         );
-        report.clip_scale = clip;
+        if !gram_known {
+            report.task_grad_norms.clear();
+            report.cosines.clear();
+            report.directional_derivatives.clear();
+            report.head_grad_norms.clear();
+            report.update_norm = d.update_norm.unwrap_or(0.0);
+        }
+        report.clip_scale = d.clip;
         self.last_report = Some(report.clone());
-        Ok((combined, report))
+        report
     }
+}
+
+/// A step decided on the host but not yet committed.
+struct Decision<W> {
+    method: W,
+    weights: Weights,
+    head_update: HeadUpdate,
+    clip: Option<f64>,
+    /// `Some` when the update's norm was measured on the device (no Gram matrix).
+    update_norm: Option<f64>,
+    gram: Matrix,
+    head_sq_norms: Vec<f64>,
+    losses: Option<Vec<f64>>,
+}
+
+impl<W> Decision<W> {
+    fn head_scale(&self, task: Option<usize>) -> f64 {
+        let base = match (self.head_update, task) {
+            (HeadUpdate::Weighted, Some(t)) => self.weights.weights[t],
+            _ => 1.0,
+        };
+        base * self.clip.unwrap_or(1.0)
+    }
+
+    fn scaled_weights(&self) -> Vec<f64> {
+        let c = self.clip.unwrap_or(1.0);
+        self.weights.weights.iter().map(|w| w * c).collect()
+    }
+
+    /// Sets the clipping factor for an update of squared global norm `total_sq` (torch's
+    /// `clip_grad_norm_`: `max / (‖d‖ + 1e-6)`, at most 1).
+    fn set_clip(&mut self, max_norm: Option<f64>, total_sq: f64) {
+        self.clip = max_norm.map(|max| (max / (total_sq.max(0.0).sqrt() + 1e-6)).min(1.0));
+    }
+}
+
+/// Reads K one-element loss tensors to the host in one transaction.
+fn read_losses<B: AutodiffBackend>(losses: &[Tensor<B, 1>]) -> Result<Vec<f64>, MtlError> {
+    if losses.is_empty() {
+        return Err(MtlError::NoTasks);
+    }
+    if let Some(l) = losses.iter().find(|l| l.dims()[0] != 1) {
+        return Err(MtlError::InvalidConfig(format!(
+            "a task loss must have one element, got {}",
+            l.dims()[0]
+        )));
+    }
+    let flat = Tensor::cat(losses.iter().map(|l| l.clone().inner()).collect(), 0);
+    let values: Vec<f64> = flat.into_data().iter::<f64>().collect();
+    if let Some(task) = values.iter().position(|v| !v.is_finite()) {
+        return Err(MtlError::NonFinite { task, what: "loss" });
+    }
+    Ok(values)
 }
 
 fn check_max_norm(max_norm: Option<f64>) -> Result<(), MtlError> {
@@ -400,10 +617,16 @@ where
         let Some(k) = k else {
             return self.inner.step(lr, module, grads);
         };
-        let result = TaskJacobian::from_packed::<B, M>(&module, grads, k)
-            .and_then(|jac| self.finish(&module, jac));
+        let result = TaskJacobian::from_packed::<B, M>(&module, grads, k).and_then(|jac| {
+            let d = self.decide(&jac.read(), true)?;
+            let g = jac.combine::<B, M>(&module, &d.scaled_weights(), |t| d.head_scale(t));
+            Ok((g, d))
+        });
         match result {
-            Ok((g, _)) => self.inner.step(lr, module, g),
+            Ok((g, d)) => {
+                self.commit(d);
+                self.inner.step(lr, module, g)
+            }
             Err(e) => {
                 eprintln!("burn-mtl: step {} skipped: {e}", self.steps + 1);
                 module
@@ -422,6 +645,7 @@ where
             method: self.method.clone(),
             num_tasks: self.num_tasks,
             steps: self.steps,
+            awaiting_losses: self.awaiting_losses,
         }
     }
 
@@ -430,6 +654,7 @@ where
         self.method = record.method;
         self.num_tasks = record.num_tasks;
         self.steps = record.steps;
+        self.awaiting_losses = record.awaiting_losses;
         self
     }
 }

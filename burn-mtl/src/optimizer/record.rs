@@ -18,6 +18,8 @@ pub struct MultiTaskOptimizerRecord<R, W> {
     pub num_tasks: Option<usize>,
     /// Steps taken.
     pub steps: u64,
+    /// Whether the method still waits for the losses after the last step.
+    pub awaiting_losses: bool,
 }
 
 /// The serialisable item of a [`MultiTaskOptimizerRecord`].
@@ -32,6 +34,8 @@ pub struct MultiTaskOptimizerRecordItem<I, W> {
     pub num_tasks: Option<usize>,
     /// Steps taken.
     pub steps: u64,
+    /// Whether the method still waits for the losses after the last step.
+    pub awaiting_losses: bool,
 }
 
 impl<B, R, W> Record<B> for MultiTaskOptimizerRecord<R, W>
@@ -48,6 +52,7 @@ where
             method: self.method,
             num_tasks: self.num_tasks,
             steps: self.steps,
+            awaiting_losses: self.awaiting_losses,
         }
     }
 
@@ -57,6 +62,7 @@ where
             method: item.method,
             num_tasks: item.num_tasks,
             steps: item.steps,
+            awaiting_losses: item.awaiting_losses,
         }
     }
 }

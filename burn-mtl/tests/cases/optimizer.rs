@@ -608,3 +608,142 @@ fn global_norm_clipping_bounds_the_whole_update() {
         .unwrap_err();
     assert!(matches!(err.error, MtlError::InvalidConfig(_)));
 }
+
+impl Net<B> {
+    fn encode(&self, b: &Batch) -> Tensor<B, 2> {
+        self.act.forward(self.l2.forward(self.act.forward(self.l1.forward(b.x.clone()))))
+    }
+
+    fn head_loss(&self, b: &Batch, z: Tensor<B, 2>, k: usize) -> Tensor<B, 1> {
+        (self.heads[k].forward(z) - b.y[k].clone()).powf_scalar(2.0).mean()
+    }
+}
+
+/// `θ − θ'` / lr after one SGD step, per parameter.
+fn applied_update(before: &Net<B>, after: &Net<B>, lr: f32) -> Vec<Vec<f32>> {
+    params(before)
+        .iter()
+        .zip(params(after))
+        .map(|(a, b)| a.iter().zip(&b).map(|(x, y)| (x - y) / lr).collect())
+        .collect()
+}
+
+fn weighted_loss_grads(m: &Net<B>, b: &Batch, w: &[f64]) -> Vec<Vec<f32>> {
+    let total = (0..w.len()).map(|k| m.task_loss(b, k).mul_scalar(w[k])).reduce(|a, c| a + c).unwrap();
+    direct_grads(m, total)
+}
+
+#[test]
+fn loss_only_engine_backpropagates_the_weighted_loss_once() {
+    let tasks = 3;
+    let m = model(tasks, 20);
+    let b = batch(tasks, 21);
+    let mut optim = MultiTaskOptimizerConfig::new()
+        .with_method("famo".parse().unwrap())
+        .init::<B, _>(SgdConfig::new().init::<B, Net<B>>());
+    let (m2, r) = optim.step_loss_only(0.1, m.clone(), |m| m.all_losses(&b)).unwrap();
+    let expect = weighted_loss_grads(&m, &b, &r.weights);
+    for (p, (got, e)) in applied_update(&m, &m2, 0.1).iter().zip(&expect).enumerate() {
+        assert_close(got, e, 1e-3, &format!("param {p}"));
+    }
+    // FAMO's first weights are ∝ 1/L_k and sum to 1; ‖d‖ is reported, Gram fields are empty.
+    let l = r.losses.clone().unwrap();
+    let inv: f64 = l.iter().map(|v| 1.0 / v).sum();
+    for k in 0..tasks {
+        assert!((r.weights[k] - (1.0 / l[k]) / inv).abs() < 1e-9);
+    }
+    let d: f64 = expect.iter().flatten().map(|v| (*v as f64).powi(2)).sum::<f64>().sqrt();
+    assert!((r.update_norm - d).abs() <= 1e-4 * d, "{} vs {d}", r.update_norm);
+    assert!(r.cosines.is_empty() && r.task_grad_norms.is_empty());
+    // Same-batch losses after the step were fed to FAMO: its logits moved.
+    match optim.method() {
+        Method::Famo(f) => assert!(f.logits().iter().any(|v| *v != 0.0)),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn loss_only_engine_refuses_gradient_methods() {
+    let tasks = 2;
+    let m = model(tasks, 22);
+    let b = batch(tasks, 23);
+    let mut optim = MultiTaskOptimizerConfig::new()
+        .with_method("mgda".parse().unwrap())
+        .init::<B, _>(SgdConfig::new().init::<B, Net<B>>());
+    let err = optim.step_loss_only(0.1, m.clone(), |m| m.all_losses(&b)).unwrap_err();
+    assert!(matches!(err.error, MtlError::EngineMismatch { method: "mgda", .. }));
+    assert_eq!(params(&err.module), params(&m));
+    assert_eq!(optim.steps(), 0);
+}
+
+#[test]
+fn representation_engine_equals_the_weighted_loss_gradient() {
+    // The representation trick is exact: for the weights w it chose (from the Gram matrix of
+    // the representation gradients), the encoder update is ∇_enc Σ w_k L_k.
+    let tasks = 3;
+    let m = model(tasks, 24);
+    let b = batch(tasks, 25);
+    for spec in ["mgda", "mean", "imtl_g"] {
+        let mut optim = MultiTaskOptimizerConfig::new()
+            .with_method(spec.parse().unwrap())
+            .with_head_update(HeadUpdate::Weighted)
+            .init::<B, _>(SgdConfig::new().init::<B, Net<B>>());
+        let (m2, r) = optim
+            .step_representation(0.1, m.clone(), tasks, |m| m.encode(&b), |m, z, k| m.head_loss(&b, z, k))
+            .unwrap();
+        let expect = weighted_loss_grads(&m, &b, &r.weights);
+        for (p, (got, e)) in applied_update(&m, &m2, 0.1).iter().zip(&expect).enumerate() {
+            assert_close(got, e, 2e-3, &format!("{spec} param {p}"));
+        }
+        // The report describes the representation gradients: [16, 6] per task.
+        assert_eq!(r.task_grad_norms.len(), tasks);
+        assert!(r.head_grad_norms.iter().all(|n| *n > 0.0));
+    }
+}
+
+#[test]
+fn representation_and_parameter_engines_agree_for_the_mean() {
+    let tasks = 2;
+    let m = model(tasks, 26);
+    let b = batch(tasks, 27);
+    let config = MultiTaskOptimizerConfig::new().with_method("mean".parse().unwrap());
+    let mut rep = config.init::<B, _>(SgdConfig::new().init::<B, Net<B>>());
+    let mut par = config.init::<B, _>(SgdConfig::new().init::<B, Net<B>>());
+    let (a, _) = rep
+        .step_representation(0.1, m.clone(), tasks, |m| m.encode(&b), |m, z, k| m.head_loss(&b, z, k))
+        .unwrap();
+    let (c, _) = par
+        .step(0.1, m.clone(), TaskGradients::per_task(&m, tasks, |m, k| m.task_loss(&b, k)))
+        .unwrap();
+    for (p, (x, y)) in params(&a).iter().zip(&params(&c)).enumerate() {
+        assert_close(x, y, 1e-5, &format!("param {p}"));
+    }
+}
+
+/// Every stateful method resumes bit-identically from a checkpoint, on its engine.
+#[test]
+fn loss_based_methods_resume_identically() {
+    let tasks = 3;
+    let batches: Vec<Batch> = (0..6).map(|s| batch(tasks, 200 + s)).collect();
+    for spec in ["famo", "marigold", "marigold:objective=cagrad", "famo:after=next_batch"] {
+        let config = MultiTaskOptimizerConfig::new().with_method(spec.parse().unwrap());
+        let run = |optim: &mut burn_mtl::MultiTaskOptimizer<B, _>, mut m: Net<B>, bs: &[Batch]| {
+            for b in bs {
+                m = optim.step_loss_only(1e-2, m, |m| m.all_losses(b)).unwrap().0;
+            }
+            m
+        };
+        let m0 = model(tasks, 28);
+        let mut straight = config.init::<B, _>(AdamConfig::new().init::<B, Net<B>>());
+        let end_straight = run(&mut straight, m0.clone(), &batches);
+        let mut first = config.init::<B, _>(AdamConfig::new().init::<B, Net<B>>());
+        let mid = run(&mut first, m0.clone(), &batches[..3]);
+        let rec = BinBytesRecorder::<FullPrecisionSettings>::default();
+        let bytes = Recorder::<B>::record(&rec, first.to_record(), ()).unwrap();
+        let fresh = config.init::<B, _>(AdamConfig::new().init::<B, Net<B>>());
+        let mut resumed = fresh.load_record(Recorder::<B>::load(&rec, bytes, &Default::default()).unwrap());
+        let end_resumed = run(&mut resumed, mid, &batches[3..]);
+        assert_eq!(params(&end_resumed), params(&end_straight), "{spec}");
+        assert_eq!(resumed.method(), straight.method(), "{spec}");
+    }
+}
