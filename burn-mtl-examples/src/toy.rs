@@ -50,6 +50,7 @@ use burn::module::{Module, Param};
 use burn::optim::AdamConfig;
 use burn::tensor::Tensor;
 use burn::tensor::backend::{AutodiffBackend, Backend};
+use burn_mtl::method::Weighting;
 use burn_mtl::{Method, MtlError, MultiTaskOptimizerConfig, TaskGradients};
 
 /// The floor inside the logarithms of `f1`, `f2`.
@@ -472,8 +473,17 @@ pub fn train<B: AutodiffBackend>(
     let began = Instant::now();
     let problem = config.problem;
     let mut model = Toy::<B>::new(problem, start, device);
+    let mut method = method.clone();
+    if let Method::Famo(f) = &mut method
+        && f.min_losses.is_none()
+    {
+        // FAMO takes log(L − L*): the toy losses go down to about −20, so use the bound of
+        // FAMO's own toy trainer, L* = (−21·s1, −21·s2).
+        f.min_losses = Some(problem.scales.iter().map(|s| -21.0 * s).collect());
+    }
+    let loss_only = !method.requires_gram();
     let mut optim = MultiTaskOptimizerConfig::new()
-        .with_method(method.clone())
+        .with_method(method)
         .init::<B, _>(AdamConfig::new().with_epsilon(ADAM_EPSILON).init());
     let every = config.record_every.max(1);
     let mean_min = problem.mean_loss_minimum();
@@ -487,8 +497,17 @@ pub fn train<B: AutodiffBackend>(
     let mut last_weights = Vec::new();
     let mut reported = 0;
     for step in 1..=config.steps {
-        let grads = TaskGradients::per_task(&model, 2, |m: &Toy<B>, k| m.task_loss(k));
-        let (next, report) = optim.step(config.lr, model, grads).map_err(|r| r.error)?;
+        // Loss-based methods (FAMO, MARIGOLD) run on the loss-only engine: one backward of the
+        // weighted loss; the others on the parameter engine (one backward per task).
+        let (next, report) = if loss_only {
+            optim.step_loss_only(config.lr, model, |m: &Toy<B>| {
+                vec![m.task_loss(0), m.task_loss(1)]
+            })
+        } else {
+            let grads = TaskGradients::per_task(&model, 2, |m: &Toy<B>, k| m.task_loss(k));
+            optim.step(config.lr, model, grads)
+        }
+        .map_err(|r| r.error)?;
         model = next;
         last_weights = report.weights;
         x = model.params();

@@ -49,7 +49,11 @@ struct Accumulate<'a, AB: AutodiffBackend> {
 impl<AB: AutodiffBackend> ModuleVisitor<AB> for Accumulate<'_, AB> {
     fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<AB, D>>) {
         if let Some(g) = self.add.remove::<AB::InnerBackend, D>(param.id) {
-            let g = if self.scale == 1.0 { g } else { g.mul_scalar(self.scale) };
+            let g = if self.scale == 1.0 {
+                g
+            } else {
+                g.mul_scalar(self.scale)
+            };
             let sum = match self.out.remove::<AB::InnerBackend, D>(param.id) {
                 Some(prev) => {
                     let dev = prev.device();
@@ -64,12 +68,21 @@ impl<AB: AutodiffBackend> ModuleVisitor<AB> for Accumulate<'_, AB> {
 
 /// `out += scale · add`, parameter by parameter (entries of `add` for parameters not in
 /// `module` are dropped).
-pub fn accumulate_scaled<AB, M>(module: &M, out: &mut GradientsParams, add: GradientsParams, scale: f64)
-where
+pub fn accumulate_scaled<AB, M>(
+    module: &M,
+    out: &mut GradientsParams,
+    add: GradientsParams,
+    scale: f64,
+) where
     AB: AutodiffBackend,
     M: AutodiffModule<AB>,
 {
-    let mut v = Accumulate::<AB> { out, add, scale, _b: PhantomData };
+    let mut v = Accumulate::<AB> {
+        out,
+        add,
+        scale,
+        _b: PhantomData,
+    };
     module.visit(&mut v);
 }
 

@@ -26,7 +26,7 @@ use crate::linalg::HostAdam;
 /// Losses must stay above `L*` (FAMO takes logarithms); otherwise the step is refused with
 /// [`MtlError::InvalidLoss`].
 ///
-/// Spec: `famo[:lr=0.025,gamma=1e-3,eps=1e-8,after=same_batch|next_batch]`.
+/// Spec: `famo[:lr=0.025,gamma=1e-3,eps=1e-8,min_losses=a/b/..,after=same_batch|next_batch]`.
 ///
 /// ```
 /// use burn_mtl::linalg::Matrix;
@@ -77,12 +77,13 @@ impl Famo {
     }
 
     pub(crate) fn from_spec(spec: &MethodSpec) -> Result<Self, MtlError> {
-        spec.only(&["lr", "gamma", "eps", "after"])?;
+        spec.only(&["lr", "gamma", "eps", "after", "min_losses"])?;
         let mut f = Famo::new(
             spec.get_f64("lr")?.unwrap_or(0.025),
             spec.get_f64("gamma")?.unwrap_or(1e-3),
         );
         f.eps = spec.get_f64("eps")?.unwrap_or(1e-8);
+        f.min_losses = spec.get_f64_list("min_losses")?;
         f.after = parse_after(spec)?.unwrap_or(AfterStep::SameBatch);
         if !(f.adam.lr > 0.0 && f.adam.weight_decay >= 0.0 && f.eps >= 0.0) {
             return Err(spec.error("need lr > 0, gamma >= 0, eps >= 0"));
@@ -95,7 +96,12 @@ impl Famo {
             .iter()
             .enumerate()
             .map(|(k, &l)| {
-                let min = self.min_losses.as_ref().and_then(|m| m.get(k)).copied().unwrap_or(0.0);
+                let min = self
+                    .min_losses
+                    .as_ref()
+                    .and_then(|m| m.get(k))
+                    .copied()
+                    .unwrap_or(0.0);
                 let d = l - min + self.eps;
                 if d > 0.0 {
                     Ok(d)
@@ -136,9 +142,14 @@ impl Weighting for Famo {
 
     fn weights(&mut self, input: &WeightingInput<'_>) -> Result<Weights, MtlError> {
         let k = check_input(input)?;
-        let losses = input.losses.ok_or(MtlError::MissingLosses { method: "famo" })?;
+        let losses = input
+            .losses
+            .ok_or(MtlError::MissingLosses { method: "famo" })?;
         if !self.logits.is_empty() && self.logits.len() != k {
-            return Err(MtlError::TaskCount { expected: self.logits.len(), got: k });
+            return Err(MtlError::TaskCount {
+                expected: self.logits.len(),
+                got: k,
+            });
         }
         let d = self.shifted(losses)?;
         if self.logits.is_empty() {
@@ -174,7 +185,10 @@ impl Weighting for Famo {
             return Ok(());
         };
         if losses_after.len() != before.len() {
-            return Err(MtlError::TaskCount { expected: before.len(), got: losses_after.len() });
+            return Err(MtlError::TaskCount {
+                expected: before.len(),
+                got: losses_after.len(),
+            });
         }
         let (d0, d1) = (self.shifted(before)?, self.shifted(losses_after)?);
         let delta: Vec<f64> = d0.iter().zip(&d1).map(|(a, b)| a.ln() - b.ln()).collect();

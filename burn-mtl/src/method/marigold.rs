@@ -115,7 +115,14 @@ impl Marigold {
     }
 
     pub(crate) fn from_spec(spec: &MethodSpec) -> Result<Self, MtlError> {
-        spec.only(&["objective", "beta", "smoothing", "c", "probe_every", "after"])?;
+        spec.only(&[
+            "objective",
+            "beta",
+            "smoothing",
+            "c",
+            "probe_every",
+            "after",
+        ])?;
         let c = spec.get_f64("c")?;
         let probe = spec.get_u64("probe_every")?;
         let objective = match spec.get("objective").unwrap_or("mgda") {
@@ -181,16 +188,28 @@ impl Weighting for Marigold {
     fn weights(&mut self, input: &WeightingInput<'_>) -> Result<Weights, MtlError> {
         let k = check_input(input)?;
         self.validate()?;
-        let losses = input.losses.ok_or(MtlError::MissingLosses { method: "marigold" })?;
+        let losses = input
+            .losses
+            .ok_or(MtlError::MissingLosses { method: "marigold" })?;
         if !self.w.is_empty() && self.w.len() != k {
-            return Err(MtlError::TaskCount { expected: self.w.len(), got: k });
+            return Err(MtlError::TaskCount {
+                expected: self.w.len(),
+                got: k,
+            });
         }
         if self.w.is_empty() {
             self.w = vec![1.0 / k as f64; k];
         }
         let probe = self.is_probe();
-        self.pending = Some(Pending { losses: losses.to_vec(), probe });
-        Ok(Weights::new(if probe { vec![1.0 / k as f64; k] } else { self.w.clone() }))
+        self.pending = Some(Pending {
+            losses: losses.to_vec(),
+            probe,
+        });
+        Ok(Weights::new(if probe {
+            vec![1.0 / k as f64; k]
+        } else {
+            self.w.clone()
+        }))
     }
 
     fn properties(&self) -> Properties {
@@ -198,7 +217,13 @@ impl Weighting for Marigold {
     }
 
     fn reset(&mut self) {
-        *self = Self { objective: self.objective, beta: self.beta, smoothing: self.smoothing, after: self.after, ..Self::default() };
+        *self = Self {
+            objective: self.objective,
+            beta: self.beta,
+            smoothing: self.smoothing,
+            after: self.after,
+            ..Self::default()
+        };
     }
 
     fn requires_gram(&self) -> bool {
@@ -214,12 +239,20 @@ impl Weighting for Marigold {
             return Ok(());
         };
         if losses_after.len() != p.losses.len() {
-            return Err(MtlError::TaskCount { expected: p.losses.len(), got: losses_after.len() });
+            return Err(MtlError::TaskCount {
+                expected: p.losses.len(),
+                got: losses_after.len(),
+            });
         }
         if let Some(task) = losses_after.iter().position(|v| !v.is_finite()) {
             return Err(MtlError::NonFinite { task, what: "loss" });
         }
-        let delta: Vec<f64> = p.losses.iter().zip(losses_after).map(|(a, b)| a - b).collect();
+        let delta: Vec<f64> = p
+            .losses
+            .iter()
+            .zip(losses_after)
+            .map(|(a, b)| a - b)
+            .collect();
         let probe = p.probe;
         self.pending = None;
         self.step += 1;
@@ -248,12 +281,21 @@ impl Weighting for Marigold {
                 let g0sq = (self.probe_est.iter().sum::<f64>() / k).max(0.0);
                 let gwsq = dot(&self.w, &self.est).max(f64::MIN_POSITIVE);
                 let ratio = c * (g0sq / gwsq).sqrt();
-                self.probe_est.iter().zip(&self.est).map(|(a, b)| a + ratio * b).collect()
+                self.probe_est
+                    .iter()
+                    .zip(&self.est)
+                    .map(|(a, b)| a + ratio * b)
+                    .collect()
             }
         };
         let n = norm(&grad);
         if n > 0.0 && n.is_finite() {
-            let step: Vec<f64> = self.w.iter().zip(&grad).map(|(w, g)| w - self.beta * g / n).collect();
+            let step: Vec<f64> = self
+                .w
+                .iter()
+                .zip(&grad)
+                .map(|(w, g)| w - self.beta * g / n)
+                .collect();
             self.w = project_to_simplex(&step);
         }
         Ok(())

@@ -20,8 +20,8 @@ use serde::{Deserialize, Serialize};
 use burn::tensor::Tensor;
 
 use crate::engine::{RepresentationGradients, TaskGradients};
-use crate::linalg::Matrix;
 use crate::jacobian::{HostRead, TaskJacobian};
+use crate::linalg::Matrix;
 use crate::method::{AfterStep, Method, Weighting, WeightingInput, Weights};
 use crate::{MtlError, jacobian};
 
@@ -367,7 +367,10 @@ impl<B: AutodiffBackend, O, W: Weighting> MultiTaskOptimizer<B, O, W> {
             let sq = jacobian::sq_norm::<B, M>(&module, &grads)
                 .map_or(0.0, |t| t.into_data().iter::<f64>().next().unwrap_or(0.0));
             if !sq.is_finite() {
-                return Err(MtlError::NonFinite { task: 0, what: "weighted-loss gradient" });
+                return Err(MtlError::NonFinite {
+                    task: 0,
+                    what: "weighted-loss gradient",
+                });
             }
             read.unassigned_sq_norm = sq;
             decision.set_clip(self.max_grad_norm, sq);
@@ -425,7 +428,12 @@ impl<B: AutodiffBackend, O, W: Weighting> MultiTaskOptimizer<B, O, W> {
             let w = decision.scaled_weights();
             let mut grads = RepresentationGradients::encoder_grads(z, block, &w, &module);
             for (k, h) in heads.into_iter().enumerate() {
-                jacobian::accumulate_scaled::<B, M>(&module, &mut grads, h, decision.head_scale(Some(k)));
+                jacobian::accumulate_scaled::<B, M>(
+                    &module,
+                    &mut grads,
+                    h,
+                    decision.head_scale(Some(k)),
+                );
             }
             if self.max_grad_norm.is_some() {
                 // The encoder part is only known on the device: one extra read.
@@ -477,10 +485,16 @@ impl<B: AutodiffBackend, O, W: Weighting> MultiTaskOptimizer<B, O, W> {
         }
         let weights = method.weights(&input)?;
         if weights.weights.len() != k {
-            return Err(MtlError::TaskCount { expected: k, got: weights.weights.len() });
+            return Err(MtlError::TaskCount {
+                expected: k,
+                got: weights.weights.len(),
+            });
         }
         if let Some(task) = weights.weights.iter().position(|w| !w.is_finite()) {
-            return Err(MtlError::NonFinite { task, what: "weight" });
+            return Err(MtlError::NonFinite {
+                task,
+                what: "weight",
+            });
         }
         let mut d = Decision {
             method,
@@ -496,7 +510,9 @@ impl<B: AutodiffBackend, O, W: Weighting> MultiTaskOptimizer<B, O, W> {
             // The exact global norm of the update, from K×K data: wᵀMw + Σ heads.
             let w = &d.weights.weights;
             let total_sq = read.gram.quad_form(w).max(0.0)
-                + (0..k).map(|t| d.head_scale(Some(t)).powi(2) * read.head_sq_norms[t]).sum::<f64>()
+                + (0..k)
+                    .map(|t| d.head_scale(Some(t)).powi(2) * read.head_sq_norms[t])
+                    .sum::<f64>()
                 + read.unassigned_sq_norm;
             d.set_clip(self.max_grad_norm, total_sq);
         }

@@ -611,11 +611,16 @@ fn global_norm_clipping_bounds_the_whole_update() {
 
 impl Net<B> {
     fn encode(&self, b: &Batch) -> Tensor<B, 2> {
-        self.act.forward(self.l2.forward(self.act.forward(self.l1.forward(b.x.clone()))))
+        self.act.forward(
+            self.l2
+                .forward(self.act.forward(self.l1.forward(b.x.clone()))),
+        )
     }
 
     fn head_loss(&self, b: &Batch, z: Tensor<B, 2>, k: usize) -> Tensor<B, 1> {
-        (self.heads[k].forward(z) - b.y[k].clone()).powf_scalar(2.0).mean()
+        (self.heads[k].forward(z) - b.y[k].clone())
+            .powf_scalar(2.0)
+            .mean()
     }
 }
 
@@ -629,7 +634,10 @@ fn applied_update(before: &Net<B>, after: &Net<B>, lr: f32) -> Vec<Vec<f32>> {
 }
 
 fn weighted_loss_grads(m: &Net<B>, b: &Batch, w: &[f64]) -> Vec<Vec<f32>> {
-    let total = (0..w.len()).map(|k| m.task_loss(b, k).mul_scalar(w[k])).reduce(|a, c| a + c).unwrap();
+    let total = (0..w.len())
+        .map(|k| m.task_loss(b, k).mul_scalar(w[k]))
+        .reduce(|a, c| a + c)
+        .unwrap();
     direct_grads(m, total)
 }
 
@@ -641,7 +649,9 @@ fn loss_only_engine_backpropagates_the_weighted_loss_once() {
     let mut optim = MultiTaskOptimizerConfig::new()
         .with_method("famo".parse().unwrap())
         .init::<B, _>(SgdConfig::new().init::<B, Net<B>>());
-    let (m2, r) = optim.step_loss_only(0.1, m.clone(), |m| m.all_losses(&b)).unwrap();
+    let (m2, r) = optim
+        .step_loss_only(0.1, m.clone(), |m| m.all_losses(&b))
+        .unwrap();
     let expect = weighted_loss_grads(&m, &b, &r.weights);
     for (p, (got, e)) in applied_update(&m, &m2, 0.1).iter().zip(&expect).enumerate() {
         assert_close(got, e, 1e-3, &format!("param {p}"));
@@ -652,8 +662,17 @@ fn loss_only_engine_backpropagates_the_weighted_loss_once() {
     for k in 0..tasks {
         assert!((r.weights[k] - (1.0 / l[k]) / inv).abs() < 1e-9);
     }
-    let d: f64 = expect.iter().flatten().map(|v| (*v as f64).powi(2)).sum::<f64>().sqrt();
-    assert!((r.update_norm - d).abs() <= 1e-4 * d, "{} vs {d}", r.update_norm);
+    let d: f64 = expect
+        .iter()
+        .flatten()
+        .map(|v| (*v as f64).powi(2))
+        .sum::<f64>()
+        .sqrt();
+    assert!(
+        (r.update_norm - d).abs() <= 1e-4 * d,
+        "{} vs {d}",
+        r.update_norm
+    );
     assert!(r.cosines.is_empty() && r.task_grad_norms.is_empty());
     // Same-batch losses after the step were fed to FAMO: its logits moved.
     match optim.method() {
@@ -670,8 +689,13 @@ fn loss_only_engine_refuses_gradient_methods() {
     let mut optim = MultiTaskOptimizerConfig::new()
         .with_method("mgda".parse().unwrap())
         .init::<B, _>(SgdConfig::new().init::<B, Net<B>>());
-    let err = optim.step_loss_only(0.1, m.clone(), |m| m.all_losses(&b)).unwrap_err();
-    assert!(matches!(err.error, MtlError::EngineMismatch { method: "mgda", .. }));
+    let err = optim
+        .step_loss_only(0.1, m.clone(), |m| m.all_losses(&b))
+        .unwrap_err();
+    assert!(matches!(
+        err.error,
+        MtlError::EngineMismatch { method: "mgda", .. }
+    ));
     assert_eq!(params(&err.module), params(&m));
     assert_eq!(optim.steps(), 0);
 }
@@ -689,7 +713,13 @@ fn representation_engine_equals_the_weighted_loss_gradient() {
             .with_head_update(HeadUpdate::Weighted)
             .init::<B, _>(SgdConfig::new().init::<B, Net<B>>());
         let (m2, r) = optim
-            .step_representation(0.1, m.clone(), tasks, |m| m.encode(&b), |m, z, k| m.head_loss(&b, z, k))
+            .step_representation(
+                0.1,
+                m.clone(),
+                tasks,
+                |m| m.encode(&b),
+                |m, z, k| m.head_loss(&b, z, k),
+            )
             .unwrap();
         let expect = weighted_loss_grads(&m, &b, &r.weights);
         for (p, (got, e)) in applied_update(&m, &m2, 0.1).iter().zip(&expect).enumerate() {
@@ -710,10 +740,20 @@ fn representation_and_parameter_engines_agree_for_the_mean() {
     let mut rep = config.init::<B, _>(SgdConfig::new().init::<B, Net<B>>());
     let mut par = config.init::<B, _>(SgdConfig::new().init::<B, Net<B>>());
     let (a, _) = rep
-        .step_representation(0.1, m.clone(), tasks, |m| m.encode(&b), |m, z, k| m.head_loss(&b, z, k))
+        .step_representation(
+            0.1,
+            m.clone(),
+            tasks,
+            |m| m.encode(&b),
+            |m, z, k| m.head_loss(&b, z, k),
+        )
         .unwrap();
     let (c, _) = par
-        .step(0.1, m.clone(), TaskGradients::per_task(&m, tasks, |m, k| m.task_loss(&b, k)))
+        .step(
+            0.1,
+            m.clone(),
+            TaskGradients::per_task(&m, tasks, |m, k| m.task_loss(&b, k)),
+        )
         .unwrap();
     for (p, (x, y)) in params(&a).iter().zip(&params(&c)).enumerate() {
         assert_close(x, y, 1e-5, &format!("param {p}"));
@@ -725,11 +765,19 @@ fn representation_and_parameter_engines_agree_for_the_mean() {
 fn loss_based_methods_resume_identically() {
     let tasks = 3;
     let batches: Vec<Batch> = (0..6).map(|s| batch(tasks, 200 + s)).collect();
-    for spec in ["famo", "marigold", "marigold:objective=cagrad", "famo:after=next_batch"] {
+    for spec in [
+        "famo",
+        "marigold",
+        "marigold:objective=cagrad",
+        "famo:after=next_batch",
+    ] {
         let config = MultiTaskOptimizerConfig::new().with_method(spec.parse().unwrap());
         let run = |optim: &mut burn_mtl::MultiTaskOptimizer<B, _>, mut m: Net<B>, bs: &[Batch]| {
             for b in bs {
-                m = optim.step_loss_only(1e-2, m, |m| m.all_losses(b)).unwrap().0;
+                m = optim
+                    .step_loss_only(1e-2, m, |m| m.all_losses(b))
+                    .unwrap()
+                    .0;
             }
             m
         };
@@ -741,7 +789,8 @@ fn loss_based_methods_resume_identically() {
         let rec = BinBytesRecorder::<FullPrecisionSettings>::default();
         let bytes = Recorder::<B>::record(&rec, first.to_record(), ()).unwrap();
         let fresh = config.init::<B, _>(AdamConfig::new().init::<B, Net<B>>());
-        let mut resumed = fresh.load_record(Recorder::<B>::load(&rec, bytes, &Default::default()).unwrap());
+        let mut resumed =
+            fresh.load_record(Recorder::<B>::load(&rec, bytes, &Default::default()).unwrap());
         let end_resumed = run(&mut resumed, mid, &batches[3..]);
         assert_eq!(params(&end_resumed), params(&end_straight), "{spec}");
         assert_eq!(resumed.method(), straight.method(), "{spec}");
