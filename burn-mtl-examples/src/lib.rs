@@ -11,3 +11,4 @@
 
 pub mod plot;
 pub mod toy;
+pub mod digits;

@@ -13,5 +13,6 @@ pub use error::MtlError;
 pub use method::{Method, Weighting};
 pub use optimizer::{
     HeadUpdate, MultiTaskOptimizer, MultiTaskOptimizerConfig, MultiTaskOptimizerRecord, Rejected,
+    ReportSink,
     StepReport,
 };

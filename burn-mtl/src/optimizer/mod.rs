@@ -9,6 +9,7 @@ mod record;
 mod report;
 
 use std::marker::PhantomData;
+use std::sync::{Arc, Mutex};
 
 use burn::config::Config;
 use burn::module::AutodiffModule;
@@ -91,7 +92,34 @@ impl MultiTaskOptimizerConfig {
             steps: 0,
             awaiting_losses: false,
             last_report: None,
+            sink: None,
             _backend: PhantomData,
+        }
+    }
+}
+
+/// A shared handle through which a [`MultiTaskOptimizer`] publishes the report of its latest
+/// step — for code that cannot hold the optimizer, such as a Burn `TrainStep` that shows the
+/// method's weights as `Learner` metrics (keep a clone in the model as a
+/// `#[module(skip)]` field).
+///
+/// ```
+/// use burn_mtl::ReportSink;
+/// let sink = ReportSink::default();
+/// assert!(sink.latest().is_none());
+/// ```
+#[derive(Clone, Debug, Default)]
+pub struct ReportSink(Arc<Mutex<Option<StepReport>>>);
+
+impl ReportSink {
+    /// The report of the latest successful step, if any.
+    pub fn latest(&self) -> Option<StepReport> {
+        self.0.lock().map(|r| r.clone()).unwrap_or(None)
+    }
+
+    fn publish(&self, report: &StepReport) {
+        if let Ok(mut r) = self.0.lock() {
+            *r = Some(report.clone());
         }
     }
 }
@@ -169,6 +197,7 @@ pub struct MultiTaskOptimizer<B: AutodiffBackend, O, W = Method> {
     steps: u64,
     awaiting_losses: bool,
     last_report: Option<StepReport>,
+    sink: Option<ReportSink>,
     _backend: PhantomData<fn() -> B>,
 }
 
@@ -183,6 +212,7 @@ impl<B: AutodiffBackend, O: Clone, W: Clone> Clone for MultiTaskOptimizer<B, O, 
             steps: self.steps,
             awaiting_losses: self.awaiting_losses,
             last_report: self.last_report.clone(),
+            sink: self.sink.clone(),
             _backend: PhantomData,
         }
     }
@@ -200,6 +230,7 @@ impl<B: AutodiffBackend, O, W: Weighting> MultiTaskOptimizer<B, O, W> {
             steps: 0,
             awaiting_losses: false,
             last_report: None,
+            sink: None,
             _backend: PhantomData,
         }
     }
@@ -217,6 +248,12 @@ impl<B: AutodiffBackend, O, W: Weighting> MultiTaskOptimizer<B, O, W> {
         check_max_norm(max_norm)?;
         self.max_grad_norm = max_norm;
         Ok(self)
+    }
+
+    /// Publishes every step's report to `sink` (see [`ReportSink`]).
+    pub fn with_report_sink(mut self, sink: ReportSink) -> Self {
+        self.sink = Some(sink);
+        self
     }
 
     /// The wrapped optimizer.
@@ -544,6 +581,9 @@ impl<B: AutodiffBackend, O, W: Weighting> MultiTaskOptimizer<B, O, W> {
             report.update_norm = d.update_norm.unwrap_or(0.0);
         }
         report.clip_scale = d.clip;
+        if let Some(sink) = &self.sink {
+            sink.publish(&report);
+        }
         self.last_report = Some(report.clone());
         report
     }
