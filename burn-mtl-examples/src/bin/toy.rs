@@ -41,10 +41,11 @@ struct Args {
     /// Number of Adam steps per run [default: 35000, or 2000 with --quick].
     #[arg(long)]
     steps: Option<usize>,
-    /// Comma-separated method specifications (e.g. `mean,mgda,pcgrad:seed=3`)
+    /// Comma-separated method specifications (e.g. `mean,mgda,pcgrad:seed=3,marigold:beta=0.02,smoothing=0.9`;
+    /// a `key=value` item without `:` belongs to the method before it)
     /// [default: every built-in method with its default options].
-    #[arg(long, value_delimiter = ',')]
-    methods: Vec<String>,
+    #[arg(long, default_value = "")]
+    methods: String,
     /// Output directory (created if missing).
     #[arg(long, default_value = "results/toy")]
     out: PathBuf,
@@ -93,11 +94,9 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
             .map(|m| (m.name().to_string(), m))
             .collect()
     } else {
-        args.methods
-            .iter()
-            .map(|s| s.trim())
-            .filter(|s| !s.is_empty())
-            .map(|s| s.parse::<Method>().map(|m| (s.to_string(), m)))
+        burn_mtl::method::split_specs(&args.methods)
+            .into_iter()
+            .map(|s| s.parse::<Method>().map(|m| (s.clone(), m)))
             .collect::<Result<_, _>>()?
     };
     if methods.is_empty() {

@@ -137,3 +137,30 @@ impl MethodSpec {
             .transpose()
     }
 }
+
+/// Splits a comma-separated list of method specifications, where a `key=value` item without a
+/// `:` continues the options of the specification before it — so that
+/// `mean,pcgrad:seed=3,marigold:beta=0.02,smoothing=0.9` is three methods. For command lines
+/// that take several methods in one argument.
+///
+/// ```
+/// use burn_mtl::method::split_specs;
+/// assert_eq!(
+///     split_specs("mean, pcgrad:seed=3,marigold:beta=0.02,smoothing=0.9"),
+///     vec!["mean", "pcgrad:seed=3", "marigold:beta=0.02,smoothing=0.9"],
+/// );
+/// ```
+pub fn split_specs(list: &str) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for item in list.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+        let continues = !item.contains(':') && item.contains('=');
+        match out.last_mut() {
+            Some(prev) if continues && prev.contains(':') => {
+                prev.push(',');
+                prev.push_str(item);
+            }
+            _ => out.push(item.to_string()),
+        }
+    }
+    out
+}
