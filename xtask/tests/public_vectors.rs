@@ -37,10 +37,54 @@ fn public_vectors_pass_on_both_paths() {
 
 #[test]
 fn unknown_methods_are_skipped_not_failed() {
-    let methods = vec!["nash_mtl".to_string(), "gradvac".to_string()];
+    let methods = vec!["trimmed_mean".to_string(), "graddrop".to_string()];
     let mut out = Vec::new();
     let s = run(Path::new(FILE), Some(&methods), PathSel::Host, &mut out).unwrap();
     let report = String::from_utf8(out).unwrap();
     assert_eq!((s.passed, s.failed), (0, 0), "{report}");
-    assert!(report.contains("skipped: gradvac, nash_mtl"), "{report}");
+    assert!(report.contains("skipped: graddrop, trimmed_mean"), "{report}");
+}
+
+/// CAGrad (TorchJD and the official formula, SLSQP and exact-solver references) and
+/// Aligned-MTL (TorchJD and the original, all three scale modes) on both paths.
+#[test]
+fn founding_methods_pass_on_both_paths() {
+    let ids = [
+        "cagrad",
+        "cagrad_original",
+        "cagrad_original_exact_solver",
+        "aligned_mtl",
+        "aligned_mtl_original",
+    ];
+    let methods: Vec<String> = ids.iter().map(|s| s.to_string()).collect();
+    let mut out = Vec::new();
+    let s = run(Path::new(FILE), Some(&methods), PathSel::Both, &mut out).unwrap();
+    let report = String::from_utf8(out).unwrap();
+    assert_eq!(s.failed, 0, "{report}");
+    for m in ids {
+        for kind in [Kind::Host, Kind::Tensor] {
+            let (passed, failed) = s.method(m, kind);
+            assert!(
+                passed >= 24 && failed == 0,
+                "{m} {kind:?}: {passed}/{failed}\n{report}"
+            );
+        }
+    }
+}
+
+/// ConicGrad against a generic conic solver on the stated primal problem, both paths.
+#[test]
+fn conicgrad_passes_conic_vectors_on_both_paths() {
+    const CONIC: &str = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../shared/reference/conic_public_vectors.json"
+    );
+    let methods = vec!["conicgrad".to_string()];
+    let mut out = Vec::new();
+    let s = run(Path::new(CONIC), Some(&methods), PathSel::Both, &mut out).unwrap();
+    let report = String::from_utf8(out).unwrap();
+    assert_eq!(s.failed, 0, "{report}");
+    for kind in [Kind::Host, Kind::Tensor] {
+        assert_eq!(s.method("conicgrad", kind), (120, 0), "{report}");
+    }
 }

@@ -16,24 +16,56 @@ use serde::{Deserialize, Serialize};
 use crate::MtlError;
 use crate::linalg::Matrix;
 
+mod aligned_mtl;
+mod cagrad;
+mod conicgrad;
+mod dualproj;
+mod dwa;
+mod fairgrad;
 mod famo;
+mod gls;
+mod gradvac;
 mod imtl_g;
+mod imtl_l;
+mod krum;
 mod linear;
 mod marigold;
 mod mean;
 mod mgda;
+mod nash_mtl;
 mod pcgrad;
+mod random;
+mod si;
 mod spec;
+mod stch;
 mod sum;
+mod upgrad;
+mod uw;
 
+pub use aligned_mtl::{AlignedBalance, AlignedMtl, AlignedPref, AlignedScale, RankEps};
+pub use cagrad::{Cagrad, CagradRescale};
+pub use conicgrad::ConicGrad;
+pub use dualproj::DualProj;
+pub use dwa::{Dwa, DwaPeriod, DwaReduction};
+pub use fairgrad::FairGrad;
 pub use famo::Famo;
+pub use gls::Gls;
+pub use gradvac::GradVac;
 pub use imtl_g::ImtlG;
+pub use imtl_l::ImtlL;
+pub use krum::Krum;
 pub use linear::Linear;
 pub use marigold::{Marigold, MarigoldObjective};
 pub use mean::Mean;
 pub use mgda::{Mgda, MgdaSolver};
+pub use nash_mtl::NashMtl;
 pub use pcgrad::PcGrad;
-pub use spec::MethodSpec;
+pub use random::Random;
+pub use si::Si;
+pub use spec::{MethodSpec, split_specs};
+pub use stch::{Stch, StchConvention};
+pub use upgrad::UpGrad;
+pub use uw::{ScaleOptim, Uw};
 
 /// What a weighting is given at each step.
 ///
@@ -250,6 +282,43 @@ pub enum Method {
     Famo(Famo),
     /// [`Marigold`]: bi-level balancing with a zeroth-order lower level (loss-based).
     Marigold(Marigold),
+    /// [`Cagrad`]: conflict-averse gradient descent (exact dual solve).
+    Cagrad(Cagrad),
+    /// [`AlignedMtl`]: independent component alignment (Gram-level weighting).
+    AlignedMtl(AlignedMtl),
+    /// [`ConicGrad`]: max-min improvement in a cone around the mean gradient.
+    #[serde(rename = "conicgrad")]
+    ConicGrad(ConicGrad),
+    /// [`GradVac`]: gradient vaccine (adaptive target similarities; stateful).
+    #[serde(rename = "gradvac")]
+    GradVac(GradVac),
+    /// [`UpGrad`]: mean of the gradients projected onto their dual cone.
+    #[serde(rename = "upgrad")]
+    UpGrad(UpGrad),
+    /// [`DualProj`]: the mean gradient projected onto the dual cone.
+    #[serde(rename = "dualproj")]
+    DualProj(DualProj),
+    /// [`NashMtl`]: Nash bargaining solution (stateful warm start).
+    NashMtl(NashMtl),
+    /// [`FairGrad`]: α-fair allocation of the update.
+    #[serde(rename = "fairgrad")]
+    FairGrad(FairGrad),
+    /// [`Krum`]: Byzantine-robust selection of task gradients.
+    Krum(Krum),
+    /// [`Random`]: random loss weighting (RLW; seeded).
+    Random(Random),
+    /// [`Dwa`]: dynamic weight average (loss-based).
+    Dwa(Dwa),
+    /// [`Uw`]: uncertainty weighting with learned log-variances (loss-based).
+    Uw(Uw),
+    /// [`ImtlL`]: impartial MTL, loss part: learned loss scales (loss-based).
+    ImtlL(ImtlL),
+    /// [`Stch`]: smooth Tchebycheff scalarisation (loss-based).
+    Stch(Stch),
+    /// [`Gls`]: geometric mean of the losses (loss-based).
+    Gls(Gls),
+    /// [`Si`]: scale-invariant `Σ log L` (loss-based).
+    Si(Si),
 }
 
 pub use sum::Sum;
@@ -272,6 +341,22 @@ macro_rules! dispatch {
             Method::ImtlG($m) => $body,
             Method::Famo($m) => $body,
             Method::Marigold($m) => $body,
+            Method::Cagrad($m) => $body,
+            Method::AlignedMtl($m) => $body,
+            Method::ConicGrad($m) => $body,
+            Method::GradVac($m) => $body,
+            Method::UpGrad($m) => $body,
+            Method::DualProj($m) => $body,
+            Method::NashMtl($m) => $body,
+            Method::FairGrad($m) => $body,
+            Method::Krum($m) => $body,
+            Method::Random($m) => $body,
+            Method::Dwa($m) => $body,
+            Method::Uw($m) => $body,
+            Method::ImtlL($m) => $body,
+            Method::Stch($m) => $body,
+            Method::Gls($m) => $body,
+            Method::Si($m) => $body,
         }
     };
 }
@@ -305,7 +390,18 @@ impl Method {
     pub const HELP: &'static str = "mean | sum | linear:weights=a/b/.. | \
         mgda[:solver=exact|frank_wolfe,epsilon=1e-3,max_iters=100] | pcgrad[:seed=N] | imtl_g | \
         famo[:lr=0.025,gamma=1e-3,after=same_batch|next_batch] | \
-        marigold[:objective=mgda|cagrad,beta=0.1,smoothing=0.5,c=0.4,probe_every=2,after=..]";
+        marigold[:objective=mgda|cagrad,beta=0.02,smoothing=0.5,c=0.4,probe_every=2,after=..] | \
+        cagrad[:c=0.4,rescale=one_plus_c2|one_plus_c|none,norm_eps=1e-4,original_eps=false,\
+        convention=official|torchjd|original] | \
+        aligned_mtl[:scale=min|median|rmse,pref=sum|mean,rank_eps=f32|dtype] | conicgrad[:c=0.5] | \
+        gradvac[:beta=0.5,eps=1e-8,seed=N] | upgrad[:norm_eps=1e-4,reg_eps=1e-4] | \
+        dualproj[:norm_eps=1e-4,reg_eps=1e-4] | nash_mtl[:max_norm=1.0,update_weights_every=1] | \
+        fairgrad[:alpha=2] | krum[:byzantine=1,selected=1] | random[:seed=N] | \
+        dwa[:temperature=2,window=25|epoch=E,reduction=sum|mean] | \
+        uw[:init=0,lr=0.025,optim=adam|sgd,min_losses=..] | \
+        imtl_l[:init=0,lr=0.025,optim=adam|sgd,min_losses=..] | \
+        stch[:mu=1,warmup=400,nadir=100,convention=libmtl|torchjd,min_losses=a/b/..] | \
+        gls[:min_losses=a/b/..] | si[:eps=0,min_losses=a/b/..]";
 
     /// Every built-in method with its default options (for examples and benchmarks).
     pub fn all_defaults() -> Vec<Method> {
@@ -317,6 +413,22 @@ impl Method {
             Method::ImtlG(ImtlG),
             Method::Famo(Famo::default()),
             Method::Marigold(Marigold::default()),
+            Method::Cagrad(Cagrad::default()),
+            Method::AlignedMtl(AlignedMtl::default()),
+            Method::ConicGrad(ConicGrad::default()),
+            Method::GradVac(GradVac::default()),
+            Method::UpGrad(UpGrad::default()),
+            Method::DualProj(DualProj::default()),
+            Method::NashMtl(NashMtl::default()),
+            Method::FairGrad(FairGrad::default()),
+            Method::Krum(Krum::default()),
+            Method::Random(Random::default()),
+            Method::Dwa(Dwa::default()),
+            Method::Uw(Uw::default()),
+            Method::ImtlL(ImtlL::default()),
+            Method::Stch(Stch::default()),
+            Method::Gls(Gls::default()),
+            Method::Si(Si::default()),
         ]
     }
 }
@@ -346,6 +458,24 @@ impl FromStr for Method {
             }
             "famo" => Method::Famo(Famo::from_spec(&spec)?),
             "marigold" => Method::Marigold(Marigold::from_spec(&spec)?),
+            "cagrad" => Method::Cagrad(Cagrad::from_spec(&spec)?),
+            "aligned_mtl" | "alignedmtl" | "amtl" => {
+                Method::AlignedMtl(AlignedMtl::from_spec(&spec)?)
+            }
+            "conicgrad" | "conic_grad" => Method::ConicGrad(ConicGrad::from_spec(&spec)?),
+            "gradvac" | "grad_vac" => Method::GradVac(GradVac::from_spec(&spec)?),
+            "upgrad" => Method::UpGrad(UpGrad::from_spec(&spec)?),
+            "dualproj" | "dual_proj" => Method::DualProj(DualProj::from_spec(&spec)?),
+            "nash_mtl" | "nashmtl" | "nash" => Method::NashMtl(NashMtl::from_spec(&spec)?),
+            "fairgrad" | "fair_grad" => Method::FairGrad(FairGrad::from_spec(&spec)?),
+            "krum" => Method::Krum(Krum::from_spec(&spec)?),
+            "random" | "rlw" => Method::Random(Random::from_spec(&spec)?),
+            "dwa" => Method::Dwa(Dwa::from_spec(&spec)?),
+            "uw" | "uncertainty" | "kendall" => Method::Uw(Uw::from_spec(&spec)?),
+            "imtl_l" | "imtll" => Method::ImtlL(ImtlL::from_spec(&spec)?),
+            "stch" => Method::Stch(Stch::from_spec(&spec)?),
+            "gls" | "geometric_mean" => Method::Gls(Gls::from_spec(&spec)?),
+            "si" | "scaleinvls" | "scale_invariant" => Method::Si(Si::from_spec(&spec)?),
             other => {
                 return Err(
                     spec.error(format!("unknown method `{other}`; known: {}", Method::HELP))

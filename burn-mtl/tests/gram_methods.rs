@@ -1,0 +1,160 @@
+//! Gram-based methods of the catalogue (GradVac, UPGrad, DualProj, Nash-MTL, FairGrad, Krum,
+//! RLW): promises that the declared-property harness cannot express, and host solve timings
+//! (`cargo test --release -p burn-mtl --test gram_methods -- --ignored --nocapture`).
+
+mod common;
+
+use std::time::Instant;
+
+use burn_mtl::Method;
+use burn_mtl::linalg::{Matrix, dot, norm};
+use burn_mtl::method::{Weighting, WeightingInput};
+use common::{aggregate, dist, families, gaussian, rng};
+use rand::seq::SliceRandom;
+
+/// Nash-MTL and FairGrad: whenever no fallback is taken, the solution satisfies its
+/// equation, every task improves (`⟨g_k, d⟩ > 0`: `(Mw)_k = w_k^(−1/α) > 0`), and reordering
+/// the tasks reorders the weights.
+#[test]
+fn nash_and_fairgrad_without_fallback() {
+    let cases = families(2024, 450);
+    let mut fails = Vec::new();
+    let mut checked = 0;
+    for spec in [
+        "nash_mtl:max_norm=0",
+        "fairgrad:alpha=1",
+        "fairgrad:alpha=2",
+    ] {
+        for (n, c) in cases.iter().enumerate() {
+            let mut m: Method = spec.parse().unwrap();
+            let (d, w) = aggregate(&mut m, &c.rows).unwrap();
+            assert!(
+                d.iter().chain(&w.weights).all(|v| v.is_finite()),
+                "{spec} {}",
+                c.name
+            );
+            if w.fallback.is_some() {
+                continue;
+            }
+            let mut perm: Vec<usize> = (0..c.k()).collect();
+            perm.shuffle(&mut rng(n as u64));
+            let rows: Vec<Vec<f64>> = perm.iter().map(|&i| c.rows[i].clone()).collect();
+            let mut mp: Method = spec.parse().unwrap();
+            let (dp, wp) = aggregate(&mut mp, &rows).unwrap();
+            if wp.fallback.is_some() {
+                continue;
+            }
+            checked += 1;
+            for (k, g) in c.rows.iter().enumerate() {
+                if norm(g) > 0.0 && dot(g, &d) <= 0.0 {
+                    fails.push(format!("{spec} {}: task {k} conflicts", c.name));
+                }
+            }
+            let err = dist(&d, &dp);
+            if err > 1e-6 * norm(&d).max(c.max_norm()) {
+                fails.push(format!(
+                    "{spec} {}: permuted d differs by {err:.3e}",
+                    c.name
+                ));
+            }
+        }
+    }
+    assert!(checked > 600, "only {checked} cases without fallback");
+    assert!(fails.is_empty(), "{}", fails.join("\n"));
+}
+
+/// UPGrad and DualProj with TorchJD's `reg_eps = 1e-4`: non-conflicting up to the
+/// regularisation, `⟨g_k, d⟩ ≥ −reg_eps · w_k · trace(M)`-level.
+#[test]
+fn upgrad_dualproj_regularised_conflict_bound() {
+    for spec in ["upgrad", "dualproj"] {
+        for c in families(5, 300) {
+            let mut m: Method = spec.parse().unwrap();
+            let (d, w) = aggregate(&mut m, &c.rows).unwrap();
+            let tr: f64 = c.rows.iter().map(|r| dot(r, r)).sum();
+            if tr < 1e-4 {
+                continue; // the mean, by design (norm_eps)
+            }
+            let wmax = w.weights.iter().fold(0.0f64, |a, v| a.max(v.abs()));
+            for g in &c.rows {
+                let bound = 2e-4 * wmax * tr + 1e-9 * norm(g) * norm(&d);
+                assert!(dot(g, &d) >= -bound, "{spec} {}", c.name);
+            }
+        }
+    }
+}
+
+/// GradVac is stateful: one instance over a sequence differs from fresh instances after the
+/// first step, and a serde round trip of the state resumes identically.
+#[test]
+fn gradvac_state_carries_over() {
+    let mut r = rng(3);
+    let rows = gaussian(&mut r, 4, 6, 4);
+    let g = Matrix::from_rows(&rows).unwrap();
+    let m = g.gram();
+    let input = WeightingInput::new(&m);
+    let mut a: Method = "gradvac:seed=1".parse().unwrap();
+    let first = a.weights(&input).unwrap();
+    let json = serde_json::to_string(&a).unwrap();
+    let mut b: Method = serde_json::from_str(&json).unwrap();
+    let second = a.weights(&input).unwrap();
+    // (JSON may round the last bit of φ̂; bincode checkpoints are exact.)
+    let resumed = b.weights(&input).unwrap();
+    assert!(dist(&second.weights, &resumed.weights) < 1e-12);
+    assert!(dist(&second.weights, &first.weights) > 1e-6);
+    let mut fresh: Method = "gradvac:seed=1".parse().unwrap();
+    assert_eq!(fresh.weights(&input).unwrap(), first);
+    a.reset();
+    assert_eq!(a.weights(&input).unwrap(), first);
+}
+
+/// Host solve time (weights from a K×K Gram matrix) for K = 40, P = 100 Gaussian gradients,
+/// and a conflict-heavy variant (K = 40 > P = 8). Run with `--ignored --nocapture`.
+#[test]
+#[ignore]
+fn solve_timings_k40() {
+    let mut r = rng(40);
+    for (label, p) in [("K=40 P=100", 100), ("K=40 P=8", 8)] {
+        let rows = gaussian(&mut r, 40, p, p);
+        let m = Matrix::from_rows(&rows).unwrap().gram();
+        println!("{label}:");
+        for spec in [
+            "gradvac",
+            "upgrad",
+            "upgrad:reg_eps=0",
+            "dualproj",
+            "dualproj:reg_eps=0",
+            "nash_mtl",
+            "fairgrad:alpha=1",
+            "fairgrad:alpha=2",
+            "krum:byzantine=1,selected=1",
+            "random",
+        ] {
+            let mut meth: Method = spec.parse().unwrap();
+            let input = WeightingInput::new(&m);
+            let w = meth.weights(&input).unwrap(); // warm-up (and Nash's warm start)
+            let fresh: Method = spec.parse().unwrap();
+            let runs = 200;
+            let t = Instant::now();
+            for _ in 0..runs {
+                // A fresh instance per call: no warm start (the worst case for Nash-MTL).
+                let mut m2 = fresh.clone();
+                std::hint::black_box(m2.weights(&input).unwrap());
+            }
+            let cold = t.elapsed().as_secs_f64() / runs as f64 * 1e6;
+            let t = Instant::now();
+            for _ in 0..runs {
+                std::hint::black_box(meth.weights(&input).unwrap());
+            }
+            let warm = t.elapsed().as_secs_f64() / runs as f64 * 1e6;
+            println!(
+                "  {spec:<30} fresh {cold:>8.1} µs   stateful {warm:>8.1} µs{}",
+                if w.fallback.is_some() {
+                    "   (fallback)"
+                } else {
+                    ""
+                }
+            );
+        }
+    }
+}
