@@ -3,4 +3,5 @@
 //! Each subcommand lives in its own module and exposes a `run`-style function so that it can
 //! also be called from tests.
 
+pub mod bench_backends;
 pub mod check_vectors;

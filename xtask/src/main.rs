@@ -20,11 +20,15 @@ enum Command {
     /// Check burn-mtl's methods against a reference-vector JSON file (host f64 and/or tensor
     /// f32 path).
     CheckVectors(xtask::check_vectors::Args),
+    /// Time the aggregation per backend, method, K and P against the one-read memory bound
+    /// (and TorchJD with `--torchjd`); markdown on stdout, `--json`, `--svg`.
+    BenchBackends(xtask::bench_backends::Args),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::CheckVectors(args) => xtask::check_vectors::main(&args),
+        Command::BenchBackends(args) => xtask::bench_backends::main(&args),
     }
 }
