@@ -474,12 +474,12 @@ pub fn train<B: AutodiffBackend>(
     let problem = config.problem;
     let mut model = Toy::<B>::new(problem, start, device);
     let mut method = method.clone();
-    if let Method::Famo(f) = &mut method
-        && f.min_losses.is_none()
+    if let Some(floor) = method.min_losses_mut()
+        && floor.is_none()
     {
-        // FAMO takes log(L − L*): the toy losses go down to about −20, so use the bound of
-        // FAMO's own toy trainer, L* = (−21·s1, −21·s2).
-        f.min_losses = Some(problem.scales.iter().map(|s| -21.0 * s).collect());
+        // FAMO, GLS, SI, STCH, UW and IMTL-L use L − L*: the toy losses go down to about −20,
+        // so use the bound of FAMO's own toy trainer, L* = (−21·s1, −21·s2).
+        *floor = Some(problem.scales.iter().map(|s| -21.0 * s).collect());
     }
     let loss_only = !method.requires_gram();
     let mut optim = MultiTaskOptimizerConfig::new()

@@ -403,6 +403,29 @@ impl Method {
         stch[:mu=1,warmup=400,nadir=100,convention=libmtl|torchjd,min_losses=a/b/..] | \
         gls[:min_losses=a/b/..] | si[:eps=0,min_losses=a/b/..]";
 
+    /// The loss floor `L*` of the loss-based methods that take logarithms or ratios of the
+    /// losses (FAMO, GLS, SI, STCH, UW, IMTL-L): they use `L − L*`, which must stay positive.
+    /// `None` for every other method. Problems whose losses can reach zero or go negative set
+    /// it (e.g. `Some(vec![-21.0, -21.0])`).
+    ///
+    /// ```
+    /// use burn_mtl::Method;
+    /// let mut m: Method = "famo".parse().unwrap();
+    /// *m.min_losses_mut().unwrap() = Some(vec![-1.0, -1.0]);
+    /// assert!("mgda".parse::<Method>().unwrap().min_losses_mut().is_none());
+    /// ```
+    pub fn min_losses_mut(&mut self) -> Option<&mut Option<Vec<f64>>> {
+        match self {
+            Method::Famo(m) => Some(&mut m.min_losses),
+            Method::Gls(m) => Some(&mut m.min_losses),
+            Method::Si(m) => Some(&mut m.min_losses),
+            Method::Stch(m) => Some(&mut m.min_losses),
+            Method::Uw(m) => Some(&mut m.min_losses),
+            Method::ImtlL(m) => Some(&mut m.min_losses),
+            _ => None,
+        }
+    }
+
     /// Every built-in method with its default options (for examples and benchmarks).
     pub fn all_defaults() -> Vec<Method> {
         vec![
