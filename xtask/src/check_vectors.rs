@@ -203,6 +203,17 @@ pub fn method_for(id: &str, params: &Value) -> Option<Result<Method, MtlError>> 
         "gradvac" | "upgrad" | "dualproj" | "nash_mtl" | "fairgrad" | "krum" | "random" => {
             gram_method_for(id, params)
         }
+        "famo" => {
+            let mut famo = burn_mtl::method::Famo::new(
+                f("lr").unwrap_or(0.025),
+                f("weight_decay").unwrap_or(1e-3),
+            );
+            famo.eps = f("epsilon").unwrap_or(1e-8);
+            famo.min_losses = params
+                .get("min_losses")
+                .and_then(|v| serde_json::from_value::<Vec<f64>>(v.clone()).ok());
+            Ok(Method::Famo(famo))
+        }
         _ => return None,
     })
 }
@@ -220,8 +231,9 @@ fn gram_method_for(id: &str, params: &Value) -> Result<Method, MtlError> {
     }
     let eps = || (f("norm_eps").unwrap_or(1e-4), f("reg_eps").unwrap_or(1e-4));
     match id {
-        "gradvac" => GradVac::new(f("beta").unwrap_or(0.5), f("eps").unwrap_or(1e-8), 0)
-            .map(Method::GradVac),
+        "gradvac" => {
+            GradVac::new(f("beta").unwrap_or(0.5), f("eps").unwrap_or(1e-8), 0).map(Method::GradVac)
+        }
         "upgrad" => UpGrad::new(eps().0, eps().1).map(Method::UpGrad),
         "dualproj" => DualProj::new(eps().0, eps().1).map(Method::DualProj),
         "nash_mtl" => NashMtl::new(
@@ -368,7 +380,11 @@ fn conic_solver_accuracy(
         .map(|j| g.iter().map(|row| row[j]).sum::<f64>() / k)
         .collect();
     let dot = |a: &[f64], b: &[f64]| a.iter().zip(b).map(|(x, y)| x * y).sum::<f64>();
-    let val = |d: &[f64]| g.iter().map(|row| dot(row, d)).fold(f64::INFINITY, f64::min);
+    let val = |d: &[f64]| {
+        g.iter()
+            .map(|row| dot(row, d))
+            .fold(f64::INFINITY, f64::min)
+    };
     let max_row = g.iter().map(|r| norm(r)).fold(0.0, f64::max);
     let (dn, g0n) = (norm(&d), norm(&g0));
     let cos = dot(&d, &g0) / (dn * g0n);
@@ -536,16 +552,31 @@ fn tolerance(tol: &Value, defaults: Option<&Value>, kind: Kind) -> (f64, f64) {
 
 /// Computes `d` for `g` with `method` on one path.
 fn compute(g: &[Vec<f64>], method: &mut Method, kind: Kind) -> Result<Vec<f64>, MtlError> {
+    compute_with_losses(g, method, kind, None)
+}
+
+/// [`compute`] with the step's task losses (loss-based methods in sequences).
+fn compute_with_losses(
+    g: &[Vec<f64>],
+    method: &mut Method,
+    kind: Kind,
+    losses: Option<&[f64]>,
+) -> Result<Vec<f64>, MtlError> {
     match kind {
         Kind::Host => {
             let gm = Matrix::from_rows(g)?;
             let m = gm.gram();
-            let w = method.weights(&WeightingInput::new(&m))?;
+            let mut input = WeightingInput::new(&m);
+            if let Some(l) = losses {
+                input = input.with_losses(l);
+            }
+            let w = method.weights(&input)?;
             Ok(gm.tr_mul_vec(&w.weights))
         }
         Kind::Tensor => {
             let device = Default::default();
-            let (d, _) = burn_mtl::jacobian::aggregate_dense::<NdArray<f32>>(g, method, &device)?;
+            let (d, _) =
+                burn_mtl::jacobian::aggregate_dense::<NdArray<f32>>(g, method, losses, &device)?;
             Ok(d)
         }
     }
@@ -700,8 +731,24 @@ pub fn run(
                     atol,
                 };
                 let record = Value::Object(step.extra.clone());
-                let verdict = inject_draws(&mut method, Some(&record))
-                    .and_then(|()| judge(&step.g, compute(&step.g, &mut method, kind), &exp));
+                let vec_of = |key: &str| {
+                    step.extra
+                        .get(key)
+                        .and_then(|v| serde_json::from_value::<Vec<f64>>(v.clone()).ok())
+                };
+                // Loss-based methods: this step's losses, and the losses after the step for
+                // the method's update (FAMO).
+                let (losses, after) = (vec_of("losses"), vec_of("losses_after_step"));
+                let verdict = inject_draws(&mut method, Some(&record)).and_then(|()| {
+                    let out = compute_with_losses(&step.g, &mut method, kind, losses.as_deref());
+                    let verdict = judge(&step.g, out, &exp)?;
+                    if let Some(a) = &after {
+                        method
+                            .update(a)
+                            .map_err(|e| format!("update after the step: {e}"))?;
+                    }
+                    Ok(verdict)
+                });
                 match verdict {
                     Ok(note) => {
                         if let Some(n) = note {

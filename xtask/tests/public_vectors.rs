@@ -88,3 +88,16 @@ fn conicgrad_passes_conic_vectors_on_both_paths() {
         assert_eq!(s.method("conicgrad", kind), (120, 0), "{report}");
     }
 }
+
+/// FAMO (loss-based, stateful): one instance fed the recorded losses and the losses after
+/// each step reproduces TorchJD's sequence on both paths.
+#[test]
+fn famo_sequence_matches_torchjd() {
+    let methods = vec!["famo".to_string()];
+    let mut out = Vec::new();
+    let s = run(Path::new(FILE), Some(&methods), PathSel::Both, &mut out).unwrap();
+    let report = String::from_utf8(out).unwrap();
+    for kind in [Kind::Host, Kind::Tensor] {
+        assert_eq!(s.method("famo", kind), (4, 0), "{report}");
+    }
+}

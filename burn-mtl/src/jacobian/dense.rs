@@ -13,19 +13,20 @@ use crate::method::{Weighting, WeightingInput, Weights};
 /// a few parameter-like blocks (uneven sizes, as in a real model), the Gram matrix is
 /// accumulated block by block on the device, read once, weighted by `method` on the host, and
 /// `d = Gᵀ w` is combined block by block on the device. Returns `d` (read back as `f64`) and
-/// the weights.
+/// the weights. `losses` are passed to the method (loss-based methods need them).
 ///
 /// ```
 /// use burn::backend::NdArray;
 /// use burn_mtl::method::Mean;
 /// let rows = vec![vec![1.0, 2.0, 3.0], vec![3.0, 2.0, 1.0]];
-/// let (d, w) = burn_mtl::jacobian::aggregate_dense::<NdArray>(&rows, &mut Mean, &Default::default()).unwrap();
+/// let (d, w) = burn_mtl::jacobian::aggregate_dense::<NdArray>(&rows, &mut Mean, None, &Default::default()).unwrap();
 /// assert_eq!(d, vec![2.0, 2.0, 2.0]);
 /// assert_eq!(w.weights, vec![0.5, 0.5]);
 /// ```
 pub fn aggregate_dense<B: Backend>(
     rows: &[Vec<f64>],
     method: &mut impl Weighting,
+    losses: Option<&[f64]>,
     device: &B::Device,
 ) -> Result<(Vec<f64>, Weights), MtlError> {
     let k = rows.len();
@@ -64,7 +65,11 @@ pub fn aggregate_dense<B: Backend>(
             what: "gradient",
         });
     }
-    let weights = method.weights(&WeightingInput::new(&gram).with_gram_eps(gram_eps))?;
+    let mut input = WeightingInput::new(&gram).with_gram_eps(gram_eps);
+    if let Some(l) = losses {
+        input = input.with_losses(l);
+    }
+    let weights = method.weights(&input)?;
     let parts: Vec<Tensor<B, 1>> = blocks
         .into_iter()
         .map(|j| combine_block(weights_tensor::<B>(&weights.weights, device), j))
