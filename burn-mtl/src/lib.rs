@@ -13,6 +13,5 @@ pub use error::MtlError;
 pub use method::{Method, Weighting};
 pub use optimizer::{
     HeadUpdate, MultiTaskOptimizer, MultiTaskOptimizerConfig, MultiTaskOptimizerRecord, Rejected,
-    ReportSink,
-    StepReport,
+    ReportSink, StepReport,
 };

@@ -79,7 +79,11 @@ fn methods() -> Vec<(&'static str, Factory, Accuracy)> {
         ),
         // Gram-based methods of the catalogue (GradVac, UPGrad, DualProj, Nash-MTL, FairGrad,
         // Krum, RLW): defaults and the variants whose declared properties differ.
-        ("gradvac", |_| "gradvac:seed=11".parse().unwrap(), Accuracy::Stable),
+        (
+            "gradvac",
+            |_| "gradvac:seed=11".parse().unwrap(),
+            Accuracy::Stable,
+        ),
         (
             "gradvac_eps0",
             |_| "gradvac:eps=0,seed=11".parse().unwrap(),
@@ -91,27 +95,67 @@ fn methods() -> Vec<(&'static str, Factory, Accuracy)> {
             |_| "upgrad:norm_eps=0,reg_eps=0".parse().unwrap(),
             Accuracy::Stable,
         ),
-        ("dualproj", |_| "dualproj".parse().unwrap(), Accuracy::Stable),
+        (
+            "dualproj",
+            |_| "dualproj".parse().unwrap(),
+            Accuracy::Stable,
+        ),
         (
             "dualproj_exact",
             |_| "dualproj:norm_eps=0,reg_eps=0".parse().unwrap(),
             Accuracy::Stable,
         ),
-        ("nash_mtl", |_| "nash_mtl".parse().unwrap(), Accuracy::Stable),
-        ("fairgrad", |_| "fairgrad:alpha=2".parse().unwrap(), Accuracy::Stable),
-        ("fairgrad_a1", |_| "fairgrad:alpha=1".parse().unwrap(), Accuracy::Stable),
-        ("krum", |_| "krum:byzantine=1,selected=1".parse().unwrap(), Accuracy::Stable),
-        ("multi_krum", |_| "krum:byzantine=1,selected=2".parse().unwrap(), Accuracy::Stable),
-        ("random", |_| "random:seed=5".parse().unwrap(), Accuracy::Stable),
+        (
+            "nash_mtl",
+            |_| "nash_mtl".parse().unwrap(),
+            Accuracy::Stable,
+        ),
+        (
+            "fairgrad",
+            |_| "fairgrad:alpha=2".parse().unwrap(),
+            Accuracy::Stable,
+        ),
+        (
+            "fairgrad_a1",
+            |_| "fairgrad:alpha=1".parse().unwrap(),
+            Accuracy::Stable,
+        ),
+        (
+            "krum",
+            |_| "krum:byzantine=1,selected=1".parse().unwrap(),
+            Accuracy::Stable,
+        ),
+        (
+            "multi_krum",
+            |_| "krum:byzantine=1,selected=2".parse().unwrap(),
+            Accuracy::Stable,
+        ),
+        (
+            "random",
+            |_| "random:seed=5".parse().unwrap(),
+            Accuracy::Stable,
+        ),
         ("cagrad", |_| "cagrad".parse().unwrap(), Accuracy::Stable),
-        ("cagrad_1pc", |_| "cagrad:c=0.5,rescale=one_plus_c".parse().unwrap(), Accuracy::Stable),
-        ("aligned_mtl", |_| "aligned_mtl".parse().unwrap(), Accuracy::Conditioned),
+        (
+            "cagrad_1pc",
+            |_| "cagrad:c=0.5,rescale=one_plus_c".parse().unwrap(),
+            Accuracy::Stable,
+        ),
+        (
+            "aligned_mtl",
+            |_| "aligned_mtl".parse().unwrap(),
+            Accuracy::Conditioned,
+        ),
         (
             "aligned_mtl_mean",
             |_| "aligned_mtl:scale=median,pref=mean".parse().unwrap(),
             Accuracy::Conditioned,
         ),
-        ("conicgrad", |_| "conicgrad".parse().unwrap(), Accuracy::Stable),
+        (
+            "conicgrad",
+            |_| "conicgrad".parse().unwrap(),
+            Accuracy::Stable,
+        ),
     ]
 }
 

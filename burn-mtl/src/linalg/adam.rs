@@ -34,7 +34,16 @@ pub struct HostAdam {
 impl HostAdam {
     /// Adam with PyTorch's default betas and eps.
     pub fn new(lr: f64, weight_decay: f64) -> Self {
-        Self { lr, weight_decay, beta1: 0.9, beta2: 0.999, eps: 1e-8, m: vec![], v: vec![], t: 0 }
+        Self {
+            lr,
+            weight_decay,
+            beta1: 0.9,
+            beta2: 0.999,
+            eps: 1e-8,
+            m: vec![],
+            v: vec![],
+            t: 0,
+        }
     }
 
     /// One step on `x` with gradient `grad` (same length; the moments are (re)initialised

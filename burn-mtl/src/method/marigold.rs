@@ -168,7 +168,9 @@ impl Marigold {
     fn is_probe(&self) -> bool {
         match self.objective {
             MarigoldObjective::Mgda => false,
-            MarigoldObjective::Cagrad { probe_every, .. } => self.step.is_multiple_of(probe_every as u64),
+            MarigoldObjective::Cagrad { probe_every, .. } => {
+                self.step.is_multiple_of(probe_every as u64)
+            }
         }
     }
 }

@@ -578,6 +578,7 @@ impl<B: AutodiffBackend, O, W: Weighting> MultiTaskOptimizer<B, O, W> {
             report.cosines.clear();
             report.directional_derivatives.clear();
             report.head_grad_norms.clear();
+            report.gram_condition = None;
             report.update_norm = d.update_norm.unwrap_or(0.0);
         }
         report.clip_scale = d.clip;

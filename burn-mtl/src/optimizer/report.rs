@@ -19,6 +19,8 @@ use crate::method::Weights;
 /// assert_eq!(r.conflicts, 1);
 /// assert!((r.cosines[0][1] + 0.5).abs() < 1e-12);
 /// assert!((r.update_norm - 0.5).abs() < 1e-12);
+/// // eigenvalues 0.5 and 1.5
+/// assert!((r.gram_condition.unwrap() - 3.0).abs() < 1e-9);
 /// ```
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct StepReport {
@@ -47,6 +49,10 @@ pub struct StepReport {
     /// With global-norm clipping on: the factor (≤ 1) the whole update was multiplied by.
     /// `weights`, `update_norm` and `directional_derivatives` are before clipping.
     pub clip_scale: Option<f64>,
+    /// Condition number `λ_max / λ_min` of the Gram matrix; `None` when it is singular to
+    /// working precision (`λ_min ≤ K·ε·λ_max`, e.g. K > P or duplicate tasks) or not computed
+    /// (loss-only engine).
+    pub gram_condition: Option<f64>,
 }
 
 impl StepReport {
@@ -95,6 +101,97 @@ impl StepReport {
             losses,
             fallback: weights.fallback,
             clip_scale: None,
+            gram_condition: condition_number(gram),
         }
     }
+
+    /// The report as one line of JSON (for a JSON-lines log of a training run).
+    ///
+    /// ```
+    /// use burn_mtl::StepReport;
+    /// use burn_mtl::linalg::Matrix;
+    /// use burn_mtl::method::Weights;
+    /// let r = StepReport::from_gram(1, "mean", &Matrix::identity(2), Weights::new(vec![0.5, 0.5]), vec![], None);
+    /// let line = r.to_json_line();
+    /// assert!(line.starts_with('{') && !line.contains('\n'));
+    /// let back: StepReport = serde_json::from_str(&line).unwrap();
+    /// assert_eq!(back.weights, r.weights);
+    /// ```
+    pub fn to_json_line(&self) -> String {
+        serde_json::to_string(self).unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"))
+    }
+
+    /// The CSV header for reports of `k` tasks (see [`StepReport::to_csv_row`]).
+    pub fn csv_header(k: usize) -> String {
+        let mut cols = vec![
+            "step".to_string(),
+            "method".into(),
+            "update_norm".into(),
+            "conflicts".into(),
+        ];
+        for (prefix, n) in [("w", k), ("grad_norm", k), ("dir_deriv", k), ("loss", k)] {
+            cols.extend((0..n).map(|i| format!("{prefix}_{i}")));
+        }
+        cols.extend([
+            "gram_condition".to_string(),
+            "clip_scale".into(),
+            "fallback".into(),
+        ]);
+        cols.join(",")
+    }
+
+    /// One CSV row matching [`StepReport::csv_header`] (empty cells for unknown values).
+    ///
+    /// ```
+    /// use burn_mtl::StepReport;
+    /// use burn_mtl::linalg::Matrix;
+    /// use burn_mtl::method::Weights;
+    /// let r = StepReport::from_gram(3, "mgda", &Matrix::identity(2), Weights::new(vec![0.5, 0.5]), vec![], None);
+    /// let (h, row) = (StepReport::csv_header(2), r.to_csv_row(2));
+    /// assert_eq!(h.split(',').count(), row.split(',').count());
+    /// assert!(row.starts_with("3,mgda,"));
+    /// ```
+    pub fn to_csv_row(&self, k: usize) -> String {
+        let cells = |v: &[f64]| -> Vec<String> {
+            (0..k)
+                .map(|i| v.get(i).map(|x| x.to_string()).unwrap_or_default())
+                .collect()
+        };
+        let mut row = vec![
+            self.step.to_string(),
+            self.method.clone(),
+            self.update_norm.to_string(),
+            self.conflicts.to_string(),
+        ];
+        row.extend(cells(&self.weights));
+        row.extend(cells(&self.task_grad_norms));
+        row.extend(cells(&self.directional_derivatives));
+        row.extend(cells(self.losses.as_deref().unwrap_or(&[])));
+        row.push(
+            self.gram_condition
+                .map(|c| c.to_string())
+                .unwrap_or_default(),
+        );
+        row.push(self.clip_scale.map(|c| c.to_string()).unwrap_or_default());
+        row.push(
+            self.fallback
+                .as_deref()
+                .unwrap_or("")
+                .replace([',', '\n'], ";"),
+        );
+        row.join(",")
+    }
+}
+
+/// `λ_max / λ_min` of a Gram matrix, `None` if singular to working precision or not
+/// available.
+fn condition_number(gram: &Matrix) -> Option<f64> {
+    let k = gram.rows();
+    if k == 0 || gram.trace() <= 0.0 {
+        return None;
+    }
+    let (eig, _) = crate::linalg::sym_eigen(gram).ok()?;
+    let max = eig.iter().copied().fold(0.0, f64::max);
+    let min = eig.iter().copied().fold(f64::INFINITY, f64::min);
+    (min > k as f64 * f64::EPSILON * max).then(|| max / min)
 }

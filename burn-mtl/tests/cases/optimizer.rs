@@ -290,6 +290,10 @@ fn report_matches_the_gram_matrix() {
         assert!((losses[k] - l).abs() <= 1e-6 * (1.0 + l.abs()));
     }
     assert!(r.head_grad_norms.iter().all(|n| *n > 0.0));
+    // 3 tasks, 70 shared parameters: a regular Gram matrix, condition number ≥ 1.
+    assert!(r.gram_condition.is_some_and(|c| c >= 1.0 && c.is_finite()), "{:?}", r.gram_condition);
+    let line = r.to_json_line();
+    assert!(line.contains("\"gram_condition\""));
 }
 
 #[test]
@@ -708,7 +712,8 @@ fn representation_engine_equals_the_weighted_loss_gradient() {
     let tasks = 3;
     let m = model(tasks, 24);
     let b = batch(tasks, 25);
-    for spec in ["mgda", "mean", "imtl_g"] {
+    // MGDA-UB and Aligned-MTL-UB are the named representation-level variants.
+    for spec in ["mgda", "aligned_mtl", "mean", "imtl_g"] {
         let mut optim = MultiTaskOptimizerConfig::new()
             .with_method(spec.parse().unwrap())
             .with_head_update(HeadUpdate::Weighted)
