@@ -9,6 +9,6 @@
 //!   method from the five standard starting points and writes a table, CSV files and the figures.
 #![warn(missing_docs)]
 
+pub mod digits;
 pub mod plot;
 pub mod toy;
-pub mod digits;

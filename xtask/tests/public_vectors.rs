@@ -42,7 +42,10 @@ fn unknown_methods_are_skipped_not_failed() {
     let s = run(Path::new(FILE), Some(&methods), PathSel::Host, &mut out).unwrap();
     let report = String::from_utf8(out).unwrap();
     assert_eq!((s.passed, s.failed), (0, 0), "{report}");
-    assert!(report.contains("skipped: graddrop, trimmed_mean"), "{report}");
+    assert!(
+        report.contains("skipped: graddrop, trimmed_mean"),
+        "{report}"
+    );
 }
 
 /// CAGrad (TorchJD and the official formula, SLSQP and exact-solver references) and
