@@ -4,8 +4,10 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::upgrad::{NORM_EPS, REG_EPS, normalized_gram, project, validate_eps};
-use super::{MethodSpec, Properties, Weighting, WeightingInput, Weights, check_input};
+use super::upgrad::{
+    NORM_EPS, REG_EPS, finish, prepare, project, properties, spec_eps, validate_eps,
+};
+use super::{MethodSpec, Properties, Weighting, WeightingInput, Weights};
 use crate::MtlError;
 
 /// DualProj: the Euclidean projection of the mean gradient `g0 = Gᵀp` (`p = 1/K`) onto the
@@ -61,12 +63,8 @@ impl DualProj {
     }
 
     pub(crate) fn from_spec(spec: &MethodSpec) -> Result<Self, MtlError> {
-        spec.only(&["norm_eps", "reg_eps"])?;
-        Self::new(
-            spec.get_f64("norm_eps")?.unwrap_or(NORM_EPS),
-            spec.get_f64("reg_eps")?.unwrap_or(REG_EPS),
-        )
-        .map_err(|e| spec.error(e.to_string()))
+        let (norm_eps, reg_eps) = spec_eps(spec)?;
+        Self::new(norm_eps, reg_eps).map_err(|e| spec.error(e.to_string()))
     }
 }
 
@@ -76,29 +74,13 @@ impl Weighting for DualProj {
     }
 
     fn weights(&mut self, input: &WeightingInput<'_>) -> Result<Weights, MtlError> {
-        validate_eps("dualproj", self.norm_eps, self.reg_eps)?;
-        let k = check_input(input)?;
-        let a = normalized_gram(input.gram, self.norm_eps, self.reg_eps);
+        let (k, a) = prepare("dualproj", self.norm_eps, self.reg_eps, input)?;
         let (v, note) = project(&a, &vec![1.0 / k as f64; k], "dualproj");
-        if v.iter().any(|x| !x.is_finite()) {
-            return Err(MtlError::InvalidMatrix(
-                "dualproj: non-finite weights".into(),
-            ));
-        }
-        Ok(match note {
-            Some(n) => Weights::with_fallback(v, n),
-            None => Weights::new(v),
-        })
+        finish("dualproj", v, note)
     }
 
     fn properties(&self) -> Properties {
-        Properties {
-            permutation_invariant: true,
-            non_conflicting: self.reg_eps == 0.0,
-            linear_under_scaling: self.norm_eps == 0.0,
-            single_task_identity: true,
-            identical_rows_identity: true,
-        }
+        properties(self.norm_eps, self.reg_eps)
     }
 }
 

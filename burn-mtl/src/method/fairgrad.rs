@@ -7,11 +7,59 @@ use super::{MethodSpec, Properties, Weighting, WeightingInput, Weights, check_in
 use crate::MtlError;
 use crate::linalg::{Matrix, solve_power_equation};
 
-/// Regularisation of the fallback (relative to `M / max_i M_ii`) when the equation has no
-/// positive solution.
+/// Regularisation of the fallback (relative to the solved, scaled matrix: `M / max_i M_ii`
+/// here, Nash-MTL's correlation matrix) when the equation has no positive solution.
 const FALLBACK_REG: f64 = 1e-4;
 /// Newton iteration cap of one solve.
 const MAX_NEWTON: usize = 100;
+
+/// The largest diagonal entry `max_i M_ii` and the tasks with a nonzero gradient
+/// (`M_ii > 1e-30 · max_i M_ii`); shared with [`NashMtl`](super::NashMtl).
+pub(crate) fn active_tasks(m: &Matrix) -> (f64, Vec<usize>) {
+    let dmax = m.diagonal().into_iter().fold(0.0, f64::max);
+    let active = (0..m.rows())
+        .filter(|&i| m.get(i, i) > 1e-30 * dmax)
+        .collect();
+    (dmax, active)
+}
+
+/// Solves `A x = x^(−p)` by Newton from `x0`. Where it has no positive solution (Newton does
+/// not converge), solves `(A + FALLBACK_REG·I) x = x^(−p)` from ones instead and pushes the
+/// note `"{name}: {equation} has no positive solution (…); solved {fallback(FALLBACK_REG)}"`
+/// (whether that converged is appended). Shared with [`NashMtl`](super::NashMtl).
+pub(crate) fn solve_positive(
+    a: &Matrix,
+    p: f64,
+    x0: &[f64],
+    notes: &mut Vec<String>,
+    name: &str,
+    equation: &str,
+    fallback: fn(f64) -> String,
+) -> Vec<f64> {
+    let r = solve_power_equation(a, p, x0, MAX_NEWTON);
+    if r.converged {
+        return r.x;
+    }
+    let n = a.rows();
+    let mut reg = a.clone();
+    for i in 0..n {
+        reg.set(i, i, reg.get(i, i) + FALLBACK_REG);
+    }
+    let r2 = solve_power_equation(&reg, p, &vec![1.0; n], MAX_NEWTON);
+    notes.push(format!(
+        "{name}: {equation} has no positive solution (relative residual {:.1e} after {} \
+         Newton steps: a non-negative combination of the gradients vanishes); solved {}{}",
+        r.residual,
+        r.iterations,
+        fallback(FALLBACK_REG),
+        if r2.converged {
+            ""
+        } else {
+            " (not converged either; last iterate)"
+        }
+    ));
+    r2.x
+}
 
 /// FairGrad: the update `d = Gᵀw` maximising the α-fair utility of the tasks' first-order
 /// improvements `⟨g_i, d⟩`, characterised by `w > 0` with **`M w = w^(−1/α)`** (element-wise).
@@ -107,8 +155,7 @@ impl Weighting for FairGrad {
         }
         let m = input.gram;
         let p = 1.0 / self.alpha;
-        let dmax = m.diagonal().into_iter().fold(0.0, f64::max);
-        let active: Vec<usize> = (0..k).filter(|&i| m.get(i, i) > 1e-30 * dmax).collect();
+        let (dmax, active) = active_tasks(m);
         let mut notes = Vec::new();
         if active.is_empty() {
             return Ok(Weights::with_fallback(
@@ -139,29 +186,15 @@ impl Weighting for FairGrad {
             .iter()
             .map(|v| if v.is_finite() && *v > 0.0 { *v } else { 1.0 })
             .collect();
-        let r = solve_power_equation(&a, p, &x0, MAX_NEWTON);
-        let z = if r.converged {
-            r.x
-        } else {
-            for i in 0..n {
-                a.set(i, i, a.get(i, i) + FALLBACK_REG);
-            }
-            let r2 = solve_power_equation(&a, p, &vec![1.0; n], MAX_NEWTON);
-            notes.push(format!(
-                "fairgrad: M w = w^(-1/alpha) has no positive solution (relative residual \
-                 {:.1e} after {} Newton steps: a non-negative combination of the gradients \
-                 vanishes); solved (M/max M_ii + {FALLBACK_REG:e}·I) w' = w'^(-1/alpha) \
-                 instead{}",
-                r.residual,
-                r.iterations,
-                if r2.converged {
-                    ""
-                } else {
-                    " (not converged either; last iterate)"
-                }
-            ));
-            r2.x
-        };
+        let z = solve_positive(
+            &a,
+            p,
+            &x0,
+            &mut notes,
+            "fairgrad",
+            "M w = w^(-1/alpha)",
+            |reg| format!("(M/max M_ii + {reg:e}·I) w' = w'^(-1/alpha) instead"),
+        );
         let mut w = vec![0.0; k];
         for (&i, v) in active.iter().zip(z) {
             w[i] = v * c;

@@ -4,11 +4,10 @@
 
 use std::collections::VecDeque;
 
-use rand::SeedableRng;
-use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
+use super::draws::Draws;
 use super::{MethodSpec, Properties, Weighting, WeightingInput, Weights, check_input};
 use crate::MtlError;
 
@@ -61,8 +60,7 @@ pub struct GradVac {
     /// The seed the RNG was created from ([`Weighting::reset`] restarts from it).
     pub seed: u64,
     phi_hat: Vec<f64>,
-    rng: Box<ChaCha8Rng>,
-    replay: VecDeque<Vec<Vec<usize>>>,
+    draws: Draws<Vec<Vec<usize>>>,
 }
 
 /// Serde form: `{"beta": 0.5, "eps": 1e-8, "seed": 0}` is enough in a configuration;
@@ -98,21 +96,21 @@ impl From<GradVacRepr> for GradVac {
             eps: r.eps,
             seed: r.seed,
             phi_hat: r.phi_hat,
-            rng: Box::new(r.rng.unwrap_or_else(|| ChaCha8Rng::seed_from_u64(r.seed))),
-            replay: r.replay,
+            draws: Draws::restore(r.seed, r.rng, r.replay),
         }
     }
 }
 
 impl From<GradVac> for GradVacRepr {
     fn from(g: GradVac) -> Self {
+        let (rng, replay) = g.draws.into_parts();
         Self {
             beta: g.beta,
             eps: g.eps,
             seed: g.seed,
             phi_hat: g.phi_hat,
-            rng: Some(*g.rng),
-            replay: g.replay,
+            rng,
+            replay,
         }
     }
 }
@@ -138,8 +136,7 @@ impl GradVac {
             eps,
             seed,
             phi_hat: Vec::new(),
-            rng: Box::new(ChaCha8Rng::seed_from_u64(seed)),
-            replay: VecDeque::new(),
+            draws: Draws::new(seed),
         };
         g.validate()?;
         Ok(g)
@@ -170,12 +167,12 @@ impl GradVac {
     /// assert_eq!(g.queued(), 1);
     /// ```
     pub fn queue_orders(&mut self, orders: Vec<Vec<usize>>) {
-        self.replay.push_back(orders);
+        self.draws.queue(orders);
     }
 
     /// How many queued sets of orders are waiting to be replayed.
     pub fn queued(&self) -> usize {
-        self.replay.len()
+        self.draws.queued()
     }
 
     /// The EMA targets `φ̂` (row-major K×K; empty before the first call).
@@ -194,38 +191,6 @@ impl GradVac {
     }
 }
 
-/// Checks a recorded set of orders for K tasks; returns, per task, the other tasks in order.
-fn validate_orders(orders: &[Vec<usize>], k: usize) -> Result<Vec<Vec<usize>>, MtlError> {
-    if orders.len() != k {
-        return Err(MtlError::TaskCount {
-            expected: orders.len(),
-            got: k,
-        });
-    }
-    orders
-        .iter()
-        .enumerate()
-        .map(|(i, order)| {
-            let others: Vec<usize> = order.iter().copied().filter(|&j| j != i).collect();
-            let mut seen = vec![false; k];
-            let ok = others.len() == k - 1
-                && order.len() <= k
-                && others
-                    .iter()
-                    .all(|&j| j < k && !std::mem::replace(&mut seen[j], true));
-            if ok {
-                Ok(others)
-            } else {
-                Err(MtlError::InvalidConfig(format!(
-                    "gradvac: replayed order {order:?} for task {i} is not a permutation of the \
-                     other {} tasks",
-                    k - 1
-                )))
-            }
-        })
-        .collect()
-}
-
 impl Weighting for GradVac {
     fn name(&self) -> &'static str {
         "gradvac"
@@ -235,21 +200,7 @@ impl Weighting for GradVac {
         self.validate()?;
         let k = check_input(input)?;
         let m = input.gram;
-        let orders: Vec<Vec<usize>> = match self.replay.front() {
-            Some(rec) => validate_orders(rec, k)?,
-            None => {
-                let mut rng = (*self.rng).clone();
-                let o = (0..k)
-                    .map(|i| {
-                        let mut others: Vec<usize> = (0..k).filter(|&j| j != i).collect();
-                        others.shuffle(&mut rng);
-                        others
-                    })
-                    .collect();
-                *self.rng = rng;
-                o
-            }
-        };
+        let orders = self.draws.orders("gradvac", k, false)?;
         let mut phi = if self.phi_hat.len() == k * k {
             self.phi_hat.clone()
         } else {
@@ -298,9 +249,7 @@ impl Weighting for GradVac {
             ));
         }
         // Commit the state only on success.
-        if self.replay.front().is_some() {
-            self.replay.pop_front();
-        }
+        self.draws.pop();
         self.phi_hat = phi;
         Ok(Weights::new(total))
     }
@@ -318,8 +267,7 @@ impl Weighting for GradVac {
     /// Restarts from `φ̂ = 0` and the RNG from [`seed`](GradVac::seed); drops queued orders.
     fn reset(&mut self) {
         self.phi_hat.clear();
-        *self.rng = ChaCha8Rng::seed_from_u64(self.seed);
-        self.replay.clear();
+        self.draws = Draws::new(self.seed);
     }
 }
 
@@ -366,8 +314,8 @@ mod tests {
         let mut b: GradVac = serde_json::from_str(&json).unwrap();
         // JSON may round the last bit of φ̂ (bincode checkpoints are exact).
         assert_eq!(
-            (a.seed, &a.rng, a.phi_hat.len()),
-            (b.seed, &b.rng, b.phi_hat.len())
+            (a.seed, &a.draws.rng, a.phi_hat.len()),
+            (b.seed, &b.draws.rng, b.phi_hat.len())
         );
         for _ in 0..3 {
             let (x, y) = (a.weights(&input).unwrap(), b.weights(&input).unwrap());
@@ -380,7 +328,7 @@ mod tests {
         let queued = a.clone();
         assert!(a.weights(&input).is_err());
         assert_eq!(a, queued);
-        a.replay.clear();
+        a.draws.replay.clear();
         assert_eq!(a, before);
         a.reset();
         assert!(a.phi_hat().is_empty());

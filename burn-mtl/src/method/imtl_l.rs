@@ -3,8 +3,8 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::uw::{LearnedScales, ScaleOptim, parse_scale_optim, shift};
-use super::{MethodSpec, Properties, Weighting, WeightingInput, Weights, check_input};
+use super::uw::{LearnedScales, ScaleOptim};
+use super::{MethodSpec, Properties, Weighting, WeightingInput, Weights};
 use crate::MtlError;
 
 /// IMTL-L: each task has a learned scale `s_k` and the model is trained on
@@ -70,17 +70,8 @@ impl ImtlL {
     }
 
     pub(crate) fn from_spec(spec: &MethodSpec) -> Result<Self, MtlError> {
-        spec.only(&["init", "lr", "optim", "min_losses"])?;
-        let mut m = Self::new(
-            spec.get_f64("init")?.unwrap_or(0.0),
-            spec.get_f64("lr")?.unwrap_or(0.025),
-            parse_scale_optim(spec)?.unwrap_or_default(),
-        );
-        m.min_losses = spec.get_f64_list("min_losses")?;
-        m.scales
-            .validate("imtl_l")
-            .map_err(|e| spec.error(e.to_string()))?;
-        Ok(m)
+        let (scales, min_losses) = LearnedScales::from_spec(spec, "imtl_l")?;
+        Ok(Self { min_losses, scales })
     }
 }
 
@@ -90,23 +81,14 @@ impl Weighting for ImtlL {
     }
 
     fn weights(&mut self, input: &WeightingInput<'_>) -> Result<Weights, MtlError> {
-        let k = check_input(input)?;
-        self.scales.validate("imtl_l")?;
-        let losses = input
-            .losses
-            .ok_or(MtlError::MissingLosses { method: "imtl_l" })?;
-        let s = self.scales.current(k)?;
-        let w: Vec<f64> = s.iter().map(|s| s.exp()).collect();
-        if let Some(task) = w.iter().position(|v| !v.is_finite()) {
-            return Err(MtlError::NonFinite {
-                task,
-                what: "imtl-l scale",
-            });
-        }
-        let d = shift(losses, self.min_losses.as_deref());
-        let grad: Vec<f64> = w.iter().zip(&d).map(|(w, l)| w * l - 1.0).collect();
-        self.scales.step(s, &grad);
-        Ok(Weights::new(w))
+        self.scales.weights(
+            "imtl_l",
+            "imtl-l scale",
+            input,
+            self.min_losses.as_deref(),
+            f64::exp,
+            |w, l| w * l - 1.0,
+        )
     }
 
     fn properties(&self) -> Properties {

@@ -19,6 +19,7 @@ use crate::linalg::Matrix;
 mod aligned_mtl;
 mod cagrad;
 mod conicgrad;
+mod draws;
 mod dualproj;
 mod dwa;
 mod fairgrad;

@@ -3,15 +3,10 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::fairgrad::{active_tasks, solve_positive};
 use super::{MethodSpec, Properties, Weighting, WeightingInput, Weights, check_input};
 use crate::MtlError;
-use crate::linalg::{Matrix, solve_power_equation};
-
-/// Regularisation of the fallback (relative to the unit diagonal of the correlation matrix)
-/// when `Mα = 1/α` has no positive solution.
-const FALLBACK_REG: f64 = 1e-4;
-/// Newton iteration cap of one solve.
-const MAX_NEWTON: usize = 100;
+use crate::linalg::Matrix;
 
 /// Nash-MTL: the update `d = Gᵀα` of the Nash bargaining solution of
 /// `max_{d ∈ B_ε} Σ_i log⟨g_i, d⟩`, characterised by `α > 0` with **`M α = 1/α`**
@@ -129,8 +124,7 @@ impl NashMtl {
     /// Solves `M α = 1/α` (with the documented fallbacks), warm-started from `warm`.
     fn solve(m: &Matrix, warm: Option<&[f64]>) -> (Vec<f64>, Option<String>) {
         let k = m.rows();
-        let dmax = m.diagonal().into_iter().fold(0.0, f64::max);
-        let active: Vec<usize> = (0..k).filter(|&i| m.get(i, i) > 1e-30 * dmax).collect();
+        let (_, active) = active_tasks(m);
         let mut notes = Vec::new();
         if active.is_empty() {
             return (
@@ -170,29 +164,10 @@ impl NashMtl {
                 .collect(),
             _ => vec![1.0; n],
         };
-        let r = solve_power_equation(&mn, 1.0, &x0, MAX_NEWTON);
-        let xn = if r.converged {
-            r.x
-        } else {
-            let mut reg = mn.clone();
-            for i in 0..n {
-                reg.set(i, i, reg.get(i, i) + FALLBACK_REG);
-            }
-            let r2 = solve_power_equation(&reg, 1.0, &vec![1.0; n], MAX_NEWTON);
-            notes.push(format!(
-                "nash_mtl: M α = 1/α has no positive solution (relative residual {:.1e} after \
-                 {} Newton steps: a non-negative combination of the gradients vanishes); \
-                 solved (C + {FALLBACK_REG:e}·I) β = 1/β instead (C = D⁻¹MD⁻¹, α = D⁻¹β){}",
-                r.residual,
-                r.iterations,
-                if r2.converged {
-                    ""
-                } else {
-                    " (not converged either; last iterate)"
-                }
-            ));
-            r2.x
-        };
+        // With no positive solution: the regularised C (unit diagonal) instead.
+        let xn = solve_positive(&mn, 1.0, &x0, &mut notes, "nash_mtl", "M α = 1/α", |reg| {
+            format!("(C + {reg:e}·I) β = 1/β instead (C = D⁻¹MD⁻¹, α = D⁻¹β)")
+        });
         let mut alpha = vec![0.0; k];
         for ((&i, v), d) in active.iter().zip(xn).zip(&dsq) {
             alpha[i] = v / d;

@@ -2,11 +2,10 @@
 
 use std::collections::VecDeque;
 
-use rand::SeedableRng;
-use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
+use super::draws::Draws;
 use super::{MethodSpec, Properties, Weighting, WeightingInput, Weights, check_input};
 use crate::MtlError;
 
@@ -41,8 +40,7 @@ use crate::MtlError;
 pub struct PcGrad {
     /// The seed the RNG was created from ([`Weighting::reset`] restarts from it).
     pub seed: u64,
-    rng: Box<ChaCha8Rng>,
-    replay: VecDeque<Vec<Vec<usize>>>,
+    draws: Draws<Vec<Vec<usize>>>,
 }
 
 /// Serde form: `{"seed": 3}` is enough in a configuration; checkpoints also carry the RNG
@@ -62,18 +60,18 @@ impl From<PcGradRepr> for PcGrad {
     fn from(r: PcGradRepr) -> Self {
         Self {
             seed: r.seed,
-            rng: Box::new(r.rng.unwrap_or_else(|| ChaCha8Rng::seed_from_u64(r.seed))),
-            replay: r.replay,
+            draws: Draws::restore(r.seed, r.rng, r.replay),
         }
     }
 }
 
 impl From<PcGrad> for PcGradRepr {
     fn from(p: PcGrad) -> Self {
+        let (rng, replay) = p.draws.into_parts();
         Self {
             seed: p.seed,
-            rng: Some(*p.rng),
-            replay: p.replay,
+            rng,
+            replay,
         }
     }
 }
@@ -95,8 +93,7 @@ impl PcGrad {
     pub fn new(seed: u64) -> Self {
         Self {
             seed,
-            rng: Box::new(ChaCha8Rng::seed_from_u64(seed)),
-            replay: VecDeque::new(),
+            draws: Draws::new(seed),
         }
     }
 
@@ -129,7 +126,7 @@ impl PcGrad {
     /// assert_eq!(p.queued(), 1);
     /// ```
     pub fn queue_orders(&mut self, orders: Vec<Vec<usize>>) {
-        self.replay.push_back(orders);
+        self.draws.queue(orders);
     }
 
     /// How many queued sets of orders are waiting to be replayed.
@@ -138,46 +135,13 @@ impl PcGrad {
     /// assert_eq!(burn_mtl::method::PcGrad::new(0).queued(), 0);
     /// ```
     pub fn queued(&self) -> usize {
-        self.replay.len()
+        self.draws.queued()
     }
 
     pub(crate) fn from_spec(spec: &MethodSpec) -> Result<Self, MtlError> {
         spec.only(&["seed"])?;
         Ok(Self::new(spec.get_u64("seed")?.unwrap_or(0)))
     }
-}
-
-/// Checks a recorded set of orders for K tasks and returns, per task, the other tasks in
-/// visiting order.
-fn validate_orders(orders: &[Vec<usize>], k: usize) -> Result<Vec<Vec<usize>>, MtlError> {
-    if orders.len() != k {
-        return Err(MtlError::TaskCount {
-            expected: orders.len(),
-            got: k,
-        });
-    }
-    orders
-        .iter()
-        .enumerate()
-        .map(|(i, order)| {
-            let others: Vec<usize> = order.iter().copied().filter(|&j| j != i).collect();
-            let mut seen = vec![false; k];
-            let ok = others.len() == k - 1
-                && order.len() <= k
-                && others
-                    .iter()
-                    .all(|&j| j < k && !std::mem::replace(&mut seen[j], true));
-            if ok {
-                Ok(others)
-            } else {
-                Err(MtlError::InvalidConfig(format!(
-                    "pcgrad: replayed order {order:?} for task {i} is not a permutation of the \
-                     other {} tasks",
-                    k - 1
-                )))
-            }
-        })
-        .collect()
 }
 
 impl Weighting for PcGrad {
@@ -188,21 +152,8 @@ impl Weighting for PcGrad {
     fn weights(&mut self, input: &WeightingInput<'_>) -> Result<Weights, MtlError> {
         let k = check_input(input)?;
         let m = input.gram;
-        let orders: Vec<Vec<usize>> = match self.replay.front() {
-            Some(rec) => {
-                let o = validate_orders(rec, k)?;
-                self.replay.pop_front();
-                o
-            }
-            None => (0..k)
-                .map(|i| {
-                    let mut perm: Vec<usize> = (0..k).collect();
-                    perm.shuffle(self.rng.as_mut());
-                    perm.retain(|&j| j != i);
-                    perm
-                })
-                .collect(),
-        };
+        let orders = self.draws.orders("pcgrad", k, true)?;
+        self.draws.pop();
         let mut total = vec![0.0; k];
         for (i, order) in orders.iter().enumerate() {
             let mut c = vec![0.0; k];

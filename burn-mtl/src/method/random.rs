@@ -3,10 +3,11 @@
 
 use std::collections::VecDeque;
 
-use rand::{Rng, SeedableRng};
+use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
+use super::draws::Draws;
 use super::{MethodSpec, Properties, Weighting, WeightingInput, Weights, check_input};
 use crate::MtlError;
 
@@ -40,8 +41,7 @@ use crate::MtlError;
 pub struct Random {
     /// The seed the RNG was created from ([`Weighting::reset`] restarts from it).
     pub seed: u64,
-    rng: Box<ChaCha8Rng>,
-    replay: VecDeque<Vec<f64>>,
+    draws: Draws<Vec<f64>>,
 }
 
 /// Serde form: `{"seed": 0}` is enough in a configuration; checkpoints also carry the RNG
@@ -60,18 +60,18 @@ impl From<RandomRepr> for Random {
     fn from(r: RandomRepr) -> Self {
         Self {
             seed: r.seed,
-            rng: Box::new(r.rng.unwrap_or_else(|| ChaCha8Rng::seed_from_u64(r.seed))),
-            replay: r.replay,
+            draws: Draws::restore(r.seed, r.rng, r.replay),
         }
     }
 }
 
 impl From<Random> for RandomRepr {
     fn from(r: Random) -> Self {
+        let (rng, replay) = r.draws.into_parts();
         Self {
             seed: r.seed,
-            rng: Some(*r.rng),
-            replay: r.replay,
+            rng,
+            replay,
         }
     }
 }
@@ -88,19 +88,18 @@ impl Random {
     pub fn new(seed: u64) -> Self {
         Self {
             seed,
-            rng: Box::new(ChaCha8Rng::seed_from_u64(seed)),
-            replay: VecDeque::new(),
+            draws: Draws::new(seed),
         }
     }
 
     /// Queues recorded weights for a later call (validated by the call: length K, finite).
     pub fn queue_weights(&mut self, weights: Vec<f64>) {
-        self.replay.push_back(weights);
+        self.draws.queue(weights);
     }
 
     /// How many queued weight vectors are waiting to be replayed.
     pub fn queued(&self) -> usize {
-        self.replay.len()
+        self.draws.queued()
     }
 
     pub(crate) fn from_spec(spec: &MethodSpec) -> Result<Self, MtlError> {
@@ -123,7 +122,7 @@ impl Weighting for Random {
 
     fn weights(&mut self, input: &WeightingInput<'_>) -> Result<Weights, MtlError> {
         let k = check_input(input)?;
-        if let Some(rec) = self.replay.front() {
+        if let Some(rec) = self.draws.replay.front() {
             if rec.len() != k {
                 return Err(MtlError::TaskCount {
                     expected: rec.len(),
@@ -136,10 +135,10 @@ impl Weighting for Random {
                     what: "replayed weight",
                 });
             }
-            let w = self.replay.pop_front().unwrap_or_default();
+            let w = self.draws.pop().unwrap_or_default();
             return Ok(Weights::new(w));
         }
-        let p: Vec<f64> = (0..k).map(|_| normal(&mut self.rng)).collect();
+        let p: Vec<f64> = (0..k).map(|_| normal(&mut self.draws.rng)).collect();
         let max = p.iter().copied().fold(f64::NEG_INFINITY, f64::max);
         let e: Vec<f64> = p.iter().map(|v| (v - max).exp()).collect();
         let s: f64 = e.iter().sum();

@@ -79,12 +79,56 @@ impl UpGrad {
     }
 
     pub(crate) fn from_spec(spec: &MethodSpec) -> Result<Self, MtlError> {
-        spec.only(&["norm_eps", "reg_eps"])?;
-        Self::new(
-            spec.get_f64("norm_eps")?.unwrap_or(NORM_EPS),
-            spec.get_f64("reg_eps")?.unwrap_or(REG_EPS),
-        )
-        .map_err(|e| spec.error(e.to_string()))
+        let (norm_eps, reg_eps) = spec_eps(spec)?;
+        Self::new(norm_eps, reg_eps).map_err(|e| spec.error(e.to_string()))
+    }
+}
+
+/// A spec's `norm_eps` and `reg_eps` (the only options allowed; TorchJD's defaults where
+/// absent), not yet validated.
+pub(crate) fn spec_eps(spec: &MethodSpec) -> Result<(f64, f64), MtlError> {
+    spec.only(&["norm_eps", "reg_eps"])?;
+    Ok((
+        spec.get_f64("norm_eps")?.unwrap_or(NORM_EPS),
+        spec.get_f64("reg_eps")?.unwrap_or(REG_EPS),
+    ))
+}
+
+/// The start of a projection method's step: validates `norm_eps` and `reg_eps`, checks the
+/// input, and returns K and the [`normalized_gram`].
+pub(crate) fn prepare(
+    name: &str,
+    norm_eps: f64,
+    reg_eps: f64,
+    input: &WeightingInput<'_>,
+) -> Result<(usize, Matrix), MtlError> {
+    validate_eps(name, norm_eps, reg_eps)?;
+    let k = check_input(input)?;
+    Ok((k, normalized_gram(input.gram, norm_eps, reg_eps)))
+}
+
+/// The end of a projection method's step: an error for non-finite weights, else the weights
+/// with the projection's note (if any) as their fallback.
+pub(crate) fn finish(name: &str, w: Vec<f64>, note: Option<String>) -> Result<Weights, MtlError> {
+    if w.iter().any(|v| !v.is_finite()) {
+        return Err(MtlError::InvalidMatrix(format!(
+            "{name}: non-finite weights"
+        )));
+    }
+    Ok(match note {
+        Some(n) => Weights::with_fallback(w, n),
+        None => Weights::new(w),
+    })
+}
+
+/// The properties of a projection method (UPGrad, DualProj) with these `norm_eps`, `reg_eps`.
+pub(crate) fn properties(norm_eps: f64, reg_eps: f64) -> Properties {
+    Properties {
+        permutation_invariant: true,
+        non_conflicting: reg_eps == 0.0,
+        linear_under_scaling: norm_eps == 0.0,
+        single_task_identity: true,
+        identical_rows_identity: true,
     }
 }
 
@@ -151,9 +195,7 @@ impl Weighting for UpGrad {
     }
 
     fn weights(&mut self, input: &WeightingInput<'_>) -> Result<Weights, MtlError> {
-        validate_eps("upgrad", self.norm_eps, self.reg_eps)?;
-        let k = check_input(input)?;
-        let a = normalized_gram(input.gram, self.norm_eps, self.reg_eps);
+        let (k, a) = prepare("upgrad", self.norm_eps, self.reg_eps, input)?;
         let p = 1.0 / k as f64;
         let mut w = vec![0.0; k];
         let mut notes = Vec::new();
@@ -167,23 +209,11 @@ impl Weighting for UpGrad {
             }
             notes.extend(note);
         }
-        if w.iter().any(|v| !v.is_finite()) {
-            return Err(MtlError::InvalidMatrix("upgrad: non-finite weights".into()));
-        }
-        Ok(match notes.into_iter().next() {
-            Some(n) => Weights::with_fallback(w, n),
-            None => Weights::new(w),
-        })
+        finish("upgrad", w, notes.into_iter().next())
     }
 
     fn properties(&self) -> Properties {
-        Properties {
-            permutation_invariant: true,
-            non_conflicting: self.reg_eps == 0.0,
-            linear_under_scaling: self.norm_eps == 0.0,
-            single_task_identity: true,
-            identical_rows_identity: true,
-        }
+        properties(self.norm_eps, self.reg_eps)
     }
 }
 

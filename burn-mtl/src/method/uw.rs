@@ -108,6 +108,51 @@ impl LearnedScales {
         self.s.clear();
         self.adam.reset();
     }
+
+    /// From a spec's `init`, `lr` (defaults 0 and 0.025), `optim` and `min_losses` options
+    /// (the only ones allowed), validated; returns the scales and `min_losses`.
+    pub fn from_spec(
+        spec: &MethodSpec,
+        method: &str,
+    ) -> Result<(Self, Option<Vec<f64>>), MtlError> {
+        spec.only(&["init", "lr", "optim", "min_losses"])?;
+        let scales = Self::new(
+            spec.get_f64("init")?.unwrap_or(0.0),
+            spec.get_f64("lr")?.unwrap_or(0.025),
+            parse_scale_optim(spec)?.unwrap_or_default(),
+        );
+        let min_losses = spec.get_f64_list("min_losses")?;
+        scales
+            .validate(method)
+            .map_err(|e| spec.error(e.to_string()))?;
+        Ok((scales, min_losses))
+    }
+
+    /// One method step: the weights `w_k = weight(s_k)` at the current `s` (an error names a
+    /// non-finite one as `what`), then one optimiser step of `s` with gradient
+    /// `grad(w_k, L_k − L*_k)`. Errors leave the state unchanged.
+    pub fn weights(
+        &mut self,
+        method: &'static str,
+        what: &'static str,
+        input: &WeightingInput<'_>,
+        min_losses: Option<&[f64]>,
+        weight: fn(f64) -> f64,
+        grad: fn(f64, f64) -> f64,
+    ) -> Result<Weights, MtlError> {
+        let k = check_input(input)?;
+        self.validate(method)?;
+        let losses = input.losses.ok_or(MtlError::MissingLosses { method })?;
+        let s = self.current(k)?;
+        let w: Vec<f64> = s.iter().map(|&s| weight(s)).collect();
+        if let Some(task) = w.iter().position(|v| !v.is_finite()) {
+            return Err(MtlError::NonFinite { task, what });
+        }
+        let d = shift(losses, min_losses);
+        let g: Vec<f64> = w.iter().zip(&d).map(|(&w, &l)| grad(w, l)).collect();
+        self.step(s, &g);
+        Ok(Weights::new(w))
+    }
 }
 
 /// Uncertainty weighting: each task has a learned log-variance `s_k = log σ_k²` and the model
@@ -181,17 +226,8 @@ impl Uw {
     }
 
     pub(crate) fn from_spec(spec: &MethodSpec) -> Result<Self, MtlError> {
-        spec.only(&["init", "lr", "optim", "min_losses"])?;
-        let mut u = Self::new(
-            spec.get_f64("init")?.unwrap_or(0.0),
-            spec.get_f64("lr")?.unwrap_or(0.025),
-            parse_scale_optim(spec)?.unwrap_or_default(),
-        );
-        u.min_losses = spec.get_f64_list("min_losses")?;
-        u.scales
-            .validate("uw")
-            .map_err(|e| spec.error(e.to_string()))?;
-        Ok(u)
+        let (scales, min_losses) = LearnedScales::from_spec(spec, "uw")?;
+        Ok(Self { min_losses, scales })
     }
 }
 
@@ -201,23 +237,14 @@ impl Weighting for Uw {
     }
 
     fn weights(&mut self, input: &WeightingInput<'_>) -> Result<Weights, MtlError> {
-        let k = check_input(input)?;
-        self.scales.validate("uw")?;
-        let losses = input
-            .losses
-            .ok_or(MtlError::MissingLosses { method: "uw" })?;
-        let s = self.scales.current(k)?;
-        let w: Vec<f64> = s.iter().map(|s| 0.5 * (-s).exp()).collect();
-        if let Some(task) = w.iter().position(|v| !v.is_finite()) {
-            return Err(MtlError::NonFinite {
-                task,
-                what: "uncertainty weight",
-            });
-        }
-        let d = shift(losses, self.min_losses.as_deref());
-        let grad: Vec<f64> = w.iter().zip(&d).map(|(w, l)| 0.5 - w * l).collect();
-        self.scales.step(s, &grad);
-        Ok(Weights::new(w))
+        self.scales.weights(
+            "uw",
+            "uncertainty weight",
+            input,
+            self.min_losses.as_deref(),
+            |s| 0.5 * (-s).exp(),
+            |w, l| 0.5 - w * l,
+        )
     }
 
     fn properties(&self) -> Properties {
