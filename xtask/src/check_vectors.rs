@@ -479,35 +479,29 @@ fn cagrad_solver_accuracy(
     }
 }
 
+/// The draws recorded under `key` in a reference record, parsed as `T`.
+fn recorded<T: serde::de::DeserializeOwned>(
+    record: &Value,
+    key: &str,
+    method: &str,
+) -> Result<T, String> {
+    let v = record
+        .get(key)
+        .ok_or_else(|| format!("{method} result without recorded `{key}`"))?;
+    serde_json::from_value(v.clone()).map_err(|e| format!("bad `{key}`: {e}"))
+}
+
 /// Replays the random draws a reference recorded (`aux` of a case result, or a sequence step)
 /// into `method`, for its next call. Methods without randomness ignore it.
 pub fn inject_draws(method: &mut Method, record: Option<&Value>) -> Result<(), String> {
     let Some(record) = record else {
         return Ok(());
     };
-    if let Method::PcGrad(p) = method {
-        let orders = record
-            .get("orders")
-            .ok_or("pcgrad result without recorded `orders`")?;
-        let orders: Vec<Vec<usize>> =
-            serde_json::from_value(orders.clone()).map_err(|e| format!("bad `orders`: {e}"))?;
-        p.queue_orders(orders);
-    }
-    if let Method::GradVac(g) = method {
-        let orders = record
-            .get("orders")
-            .ok_or("gradvac result without recorded `orders`")?;
-        let orders: Vec<Vec<usize>> =
-            serde_json::from_value(orders.clone()).map_err(|e| format!("bad `orders`: {e}"))?;
-        g.queue_orders(orders);
-    }
-    if let Method::Random(r) = method {
-        let weights = record
-            .get("weights")
-            .ok_or("random result without recorded `weights`")?;
-        let weights: Vec<f64> =
-            serde_json::from_value(weights.clone()).map_err(|e| format!("bad `weights`: {e}"))?;
-        r.queue_weights(weights);
+    match method {
+        Method::PcGrad(p) => p.queue_orders(recorded(record, "orders", "pcgrad")?),
+        Method::GradVac(g) => g.queue_orders(recorded(record, "orders", "gradvac")?),
+        Method::Random(r) => r.queue_weights(recorded(record, "weights", "random")?),
+        _ => {}
     }
     Ok(())
 }

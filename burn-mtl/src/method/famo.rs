@@ -2,6 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::gls::shifted_positive;
 use super::{AfterStep, MethodSpec, Properties, Weighting, WeightingInput, Weights, check_input};
 use crate::MtlError;
 use crate::linalg::HostAdam;
@@ -92,27 +93,7 @@ impl Famo {
     }
 
     fn shifted(&self, losses: &[f64]) -> Result<Vec<f64>, MtlError> {
-        losses
-            .iter()
-            .enumerate()
-            .map(|(k, &l)| {
-                let min = self
-                    .min_losses
-                    .as_ref()
-                    .and_then(|m| m.get(k))
-                    .copied()
-                    .unwrap_or(0.0);
-                let d = l - min + self.eps;
-                if d > 0.0 {
-                    Ok(d)
-                } else {
-                    Err(MtlError::InvalidLoss {
-                        task: k,
-                        reason: format!("famo needs losses above their minimum {min}, got {l}"),
-                    })
-                }
-            })
-            .collect()
+        shifted_positive("famo", losses, self.min_losses.as_deref(), self.eps)
     }
 }
 
