@@ -7,10 +7,17 @@
 //! - [`plot`]: the SVG figures (trajectories in loss space and in parameter space);
 //! - the binary `toy` (`cargo run --release -p burn-mtl-examples --bin toy -- --help`) runs every
 //!   method from the five standard starting points and writes a table, CSV files and the figures;
-//! - [`report`]: Δm% against single-task baselines, mean ± std over seeds, markdown tables.
+//! - [`report`]: Δm% against single-task baselines, mean ± std over seeds, markdown tables;
+//! - [`data`]: where `cargo xtask fetch-data` puts the real data sets (MNIST, Fashion-MNIST,
+//!   Yeast, QM9); [`idx`]: the MNIST IDX reader;
+//! - [`multimnist`]: MultiMNIST / MultiFashion (Sener & Koltun 2018), MultiLeNet, the training
+//!   loop and the comparison behind the binary `multimnist`.
 #![warn(missing_docs)]
 
+pub mod data;
 pub mod digits;
+pub mod idx;
+pub mod multimnist;
 pub mod plot;
 pub mod report;
 pub mod tabular;

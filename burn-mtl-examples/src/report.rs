@@ -246,7 +246,9 @@ mod tests {
                 value: 0.0
             })
         );
-        let msg = try_delta_m(&[0.0], &[1.0], &[true]).unwrap_err().to_string();
+        let msg = try_delta_m(&[0.0], &[1.0], &[true])
+            .unwrap_err()
+            .to_string();
         assert!(msg.contains("baseline metric 0"), "{msg}");
     }
 
