@@ -156,6 +156,16 @@ fn methods() -> Vec<(&'static str, Factory, Accuracy)> {
             |_| "conicgrad".parse().unwrap(),
             Accuracy::Stable,
         ),
+        (
+            "trimmed_mean",
+            |_| "trimmed_mean:trim=1".parse().unwrap(),
+            Accuracy::Stable,
+        ),
+        (
+            "graddrop",
+            |_| "graddrop:seed=3".parse().unwrap(),
+            Accuracy::Stable,
+        ),
     ]
 }
 

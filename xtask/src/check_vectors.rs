@@ -19,7 +19,7 @@ use std::process::ExitCode;
 
 use burn::backend::NdArray;
 use burn_mtl::linalg::{Matrix, norm};
-use burn_mtl::method::{Mgda, MgdaSolver, PcGrad, WeightingInput};
+use burn_mtl::method::{History, Mgda, MgdaSolver, PcGrad, WeightingInput, combine_rows};
 use burn_mtl::{Method, MtlError, Weighting};
 use serde::Deserialize;
 use serde_json::Value;
@@ -179,7 +179,7 @@ struct Step {
 /// use serde_json::json;
 /// let m = xtask::check_vectors::method_for("mgda", &json!({"epsilon": 1e-3, "max_iters": 100}));
 /// assert_eq!(m.unwrap().unwrap().to_string(), "mgda");
-/// assert!(xtask::check_vectors::method_for("graddrop", &json!({})).is_none());
+/// assert!(xtask::check_vectors::method_for("no_such_method", &json!({})).is_none());
 /// ```
 pub fn method_for(id: &str, params: &Value) -> Option<Result<Method, MtlError>> {
     let f = |k: &str| params.get(k).and_then(Value::as_f64);
@@ -199,6 +199,33 @@ pub fn method_for(id: &str, params: &Value) -> Option<Result<Method, MtlError>> 
         "aligned_mtl" | "aligned_mtl_original" => aligned_mtl_for(id, params),
         "conicgrad" => {
             burn_mtl::method::ConicGrad::new(f("c").unwrap_or(0.5)).map(Method::ConicGrad)
+        }
+        "config" => burn_mtl::method::ConFig::new(
+            params
+                .get("pref_vector")
+                .and_then(|v| serde_json::from_value::<Vec<f64>>(v.clone()).ok()),
+        )
+        .map(Method::Config),
+        "trimmed_mean" => Ok(Method::TrimmedMean(burn_mtl::method::TrimmedMean {
+            trim: u("trim_number").unwrap_or(1) as usize,
+        })),
+        "graddrop" => {
+            if params.get("leak").is_some_and(|v| !v.is_null())
+                || params
+                    .get("f")
+                    .and_then(Value::as_str)
+                    .is_some_and(|f| f != "identity")
+            {
+                Err(MtlError::InvalidConfig(
+                    "graddrop: only leak = None and f = identity".into(),
+                ))
+            } else {
+                Ok(Method::GradDrop(burn_mtl::method::GradDrop::default()))
+            }
+        }
+        "db_mtl" => {
+            burn_mtl::method::DbMtl::new(f("beta").unwrap_or(0.9), f("beta_sigma").unwrap_or(0.0))
+                .map(Method::DbMtl)
         }
         "gradvac" | "upgrad" | "dualproj" | "nash_mtl" | "fairgrad" | "krum" | "random" => {
             gram_method_for(id, params)
@@ -501,6 +528,7 @@ pub fn inject_draws(method: &mut Method, record: Option<&Value>) -> Result<(), S
         Method::PcGrad(p) => p.queue_orders(recorded(record, "orders", "pcgrad")?),
         Method::GradVac(g) => g.queue_orders(recorded(record, "orders", "gradvac")?),
         Method::Random(r) => r.queue_weights(recorded(record, "weights", "random")?),
+        Method::GradDrop(g) => g.queue_uniforms(recorded(record, "U", "graddrop")?),
         _ => {}
     }
     Ok(())
@@ -546,31 +574,67 @@ fn tolerance(tol: &Value, defaults: Option<&Value>, kind: Kind) -> (f64, f64) {
 
 /// Computes `d` for `g` with `method` on one path.
 fn compute(g: &[Vec<f64>], method: &mut Method, kind: Kind) -> Result<Vec<f64>, MtlError> {
-    compute_with_losses(g, method, kind, None)
+    compute_with_losses(g, method, kind, None, &mut SeqState::default())
 }
 
-/// [`compute`] with the step's task losses (loss-based methods in sequences).
+/// What a sequence keeps between steps besides the method: the moving-average buffer of a
+/// method that keeps one (DB-MTL), as host rows and as device blocks.
+#[derive(Default)]
+struct SeqState {
+    host: Option<Vec<Vec<f64>>>,
+    tensor: Vec<burn::tensor::Tensor<NdArray<f32>, 2>>,
+}
+
+/// [`compute`] with the step's task losses (loss-based methods in sequences) and the state
+/// kept between steps.
 fn compute_with_losses(
     g: &[Vec<f64>],
     method: &mut Method,
     kind: Kind,
     losses: Option<&[f64]>,
+    state: &mut SeqState,
 ) -> Result<Vec<f64>, MtlError> {
     match kind {
         Kind::Host => {
             let gm = Matrix::from_rows(g)?;
             let m = gm.gram();
+            let history = method.keeps_history().then(|| match &state.host {
+                Some(b) => {
+                    let dot = |x: &[f64], y: &[f64]| x.iter().zip(y).map(|(a, b)| a * b).sum();
+                    let k = g.len();
+                    let mat = |f: &dyn Fn(usize, usize) -> f64| {
+                        Matrix::from_rows(
+                            &(0..k)
+                                .map(|i| (0..k).map(|j| f(i, j)).collect())
+                                .collect::<Vec<Vec<f64>>>(),
+                        )
+                    };
+                    History {
+                        previous: mat(&|i, j| dot(&b[i], &b[j])).expect("K×K"),
+                        cross: mat(&|i, j| dot(&b[i], &g[j])).expect("K×K"),
+                    }
+                }
+                None => History::zeros(g.len()),
+            });
             let mut input = WeightingInput::new(&m);
             if let Some(l) = losses {
                 input = input.with_losses(l);
             }
+            if let Some(h) = &history {
+                input = input.with_history(h);
+            }
             let w = method.weights(&input)?;
-            Ok(gm.tr_mul_vec(&w.weights))
+            combine_rows(&w.combination, &w.weights, g, &mut state.host)
         }
         Kind::Tensor => {
             let device = Default::default();
-            let (d, _) =
-                burn_mtl::jacobian::aggregate_dense::<NdArray<f32>>(g, method, losses, &device)?;
+            let (d, _) = burn_mtl::jacobian::aggregate_dense_with::<NdArray<f32>>(
+                g,
+                method,
+                losses,
+                &device,
+                &mut state.tensor,
+            )?;
             Ok(d)
         }
     }
@@ -715,6 +779,7 @@ pub fn run(
                     continue;
                 }
             };
+            let mut state = SeqState::default();
             for (t, step) in seq.steps.iter().enumerate() {
                 let label = format!("{} [{}] {} step {t}", seq.method, kind.label(), seq.name);
                 let exp = Expect {
@@ -734,7 +799,13 @@ pub fn run(
                 // the method's update (FAMO).
                 let (losses, after) = (vec_of("losses"), vec_of("losses_after_step"));
                 let verdict = inject_draws(&mut method, Some(&record)).and_then(|()| {
-                    let out = compute_with_losses(&step.g, &mut method, kind, losses.as_deref());
+                    let out = compute_with_losses(
+                        &step.g,
+                        &mut method,
+                        kind,
+                        losses.as_deref(),
+                        &mut state,
+                    );
                     let verdict = judge(&step.g, out, &exp)?;
                     if let Some(a) = &after {
                         method

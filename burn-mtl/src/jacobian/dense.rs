@@ -4,10 +4,11 @@
 use burn::tensor::backend::Backend;
 use burn::tensor::{Tensor, TensorData, Transaction};
 
-use super::{combine_block, gram_block, weights_tensor};
+use super::gram_block;
+use super::rules::combine_rule_block;
 use crate::MtlError;
 use crate::linalg::Matrix;
-use crate::method::{Weighting, WeightingInput, Weights};
+use crate::method::{Combination, History, Weighting, WeightingInput, Weights};
 
 /// Aggregates the Jacobian `G` (K rows of P values) on backend `B`: the columns are split into
 /// a few parameter-like blocks (uneven sizes, as in a real model), the Gram matrix is
@@ -29,6 +30,32 @@ pub fn aggregate_dense<B: Backend>(
     losses: Option<&[f64]>,
     device: &B::Device,
 ) -> Result<(Vec<f64>, Weights), MtlError> {
+    aggregate_dense_with::<B>(rows, method, losses, device, &mut Vec::new())
+}
+
+/// [`aggregate_dense`] for a sequence of steps of a method that keeps a moving average of the
+/// gradients ([`Weighting::keeps_history`], DB-MTL): `history` holds the buffers between calls
+/// (one per block; start with an empty `Vec`). Other methods leave it untouched.
+///
+/// ```
+/// use burn::backend::NdArray;
+/// use burn_mtl::method::DbMtl;
+/// let rows = vec![vec![1.0, 0.0], vec![0.0, 2.0]];
+/// let mut m = DbMtl::default();
+/// let mut history = Vec::new();
+/// let dev = Default::default();
+/// for _ in 0..2 {
+///     burn_mtl::jacobian::aggregate_dense_with::<NdArray>(&rows, &mut m, Some(&[1.0, 1.0]), &dev, &mut history).unwrap();
+/// }
+/// assert!(!history.is_empty()); // one [K, n] buffer per block
+/// ```
+pub fn aggregate_dense_with<B: Backend>(
+    rows: &[Vec<f64>],
+    method: &mut impl Weighting,
+    losses: Option<&[f64]>,
+    device: &B::Device,
+    history: &mut Vec<Tensor<B, 2>>,
+) -> Result<(Vec<f64>, Weights), MtlError> {
     let k = rows.len();
     if k == 0 {
         return Err(MtlError::NoTasks);
@@ -46,19 +73,57 @@ pub fn aggregate_dense<B: Backend>(
             Tensor::from_data(TensorData::new(data, [k, b - a]), device)
         })
         .collect();
+    let tracks = method.keeps_history();
+    if tracks && !history.is_empty() && history.len() != blocks.len() {
+        return Err(MtlError::InvalidConfig(format!(
+            "aggregate_dense_with: {} history blocks for {} blocks (P changed?)",
+            history.len(),
+            blocks.len()
+        )));
+    }
     let gram = blocks.iter().map(gram_block).reduce(|a, b| a + b);
     let gram_eps = gram
         .as_ref()
         .map_or(f64::EPSILON, |t| super::dtype_eps(t.dtype()));
-    let gram = match gram {
-        Some(t) => {
-            let data = Transaction::default().register(t).execute().remove(0);
-            Matrix::new(k, k, data.iter::<f64>().collect())?
-        }
-        None => Matrix::zeros(k, k),
+    let mut tx = Transaction::default();
+    let has_gram = gram.is_some();
+    if let Some(t) = gram {
+        tx = tx.register(t);
+    }
+    let history_grams = (tracks && !history.is_empty()).then(|| {
+        let prev = history
+            .iter()
+            .map(|b| b.clone().matmul(b.clone().transpose()))
+            .reduce(|a, b| a + b);
+        let cross = history
+            .iter()
+            .zip(&blocks)
+            .map(|(b, j)| b.clone().matmul(j.clone().transpose()))
+            .reduce(|a, b| a + b);
+        (prev, cross)
+    });
+    if let Some((Some(prev), Some(cross))) = &history_grams {
+        tx = tx.register(prev.clone()).register(cross.clone());
+    }
+    let mut data = tx.execute().into_iter();
+    let mut gram = if has_gram {
+        let d = data.next().expect("registered");
+        Matrix::new(k, k, d.iter::<f64>().collect())?
+    } else {
+        Matrix::zeros(k, k)
     };
-    let mut gram = gram;
     super::symmetrize(&mut gram);
+    let hist = tracks.then(|| match (data.next(), data.next()) {
+        (Some(p), Some(c)) => {
+            let mut previous = Matrix::new(k, k, p.iter::<f64>().collect()).expect("K*K");
+            super::symmetrize(&mut previous);
+            History {
+                previous,
+                cross: Matrix::new(k, k, c.iter::<f64>().collect()).expect("K*K"),
+            }
+        }
+        _ => History::zeros(k),
+    });
     if let Some(task) = (0..k).find(|&t| gram.row(t).iter().any(|v| !v.is_finite())) {
         return Err(MtlError::NonFinite {
             task,
@@ -69,11 +134,33 @@ pub fn aggregate_dense<B: Backend>(
     if let Some(l) = losses {
         input = input.with_losses(l);
     }
+    if let Some(h) = &hist {
+        input = input.with_history(h);
+    }
     let weights = method.weights(&input)?;
-    let parts: Vec<Tensor<B, 1>> = blocks
-        .into_iter()
-        .map(|j| combine_block(weights_tensor::<B>(&weights.weights, device), j))
-        .collect();
+    let mut uniforms = match &weights.combination {
+        Combination::GradDrop { uniforms } => Some(uniforms.stream()),
+        _ => None,
+    };
+    let mut old = std::mem::take(history).into_iter();
+    let mut new_history = Vec::new();
+    let mut parts = Vec::with_capacity(blocks.len());
+    for j in blocks {
+        let out = combine_rule_block(
+            j,
+            &weights.weights,
+            &weights.combination,
+            old.next(),
+            &mut uniforms,
+        )?;
+        if let Some(b) = out.buffer {
+            new_history.push(b);
+        }
+        parts.push(out.d);
+    }
+    if tracks {
+        *history = new_history;
+    }
     let d = if parts.is_empty() {
         Vec::new()
     } else {

@@ -16,6 +16,7 @@
 mod dense;
 mod ops;
 mod pack;
+mod rules;
 mod visitors;
 
 use std::collections::HashMap;
@@ -27,8 +28,9 @@ use burn::tensor::{DType, Tensor, TensorData, Transaction};
 
 use crate::MtlError;
 use crate::linalg::Matrix;
+use crate::method::{Combination, History};
 
-pub use dense::aggregate_dense;
+pub use dense::{aggregate_dense, aggregate_dense_with};
 pub use ops::{accumulate_scaled, scaled, sq_norm};
 pub use pack::{infer_packed_k, merge_multi, pack_task_grads};
 
@@ -99,6 +101,9 @@ pub struct HostRead {
     pub losses: Option<Vec<f64>>,
     /// The machine epsilon of the dtype the Gram matrix was accumulated in ([`dtype_eps`]).
     pub gram_eps: f64,
+    /// The Gram data of the moving-average buffer, when one is attached
+    /// ([`TaskJacobian::attach_history`]).
+    pub history: Option<History>,
 }
 
 impl HostRead {
@@ -146,6 +151,22 @@ pub struct TaskJacobian<B: Backend> {
     /// Squared norms of the private gradients per task; slot K: task unknown.
     head_sq: Vec<Option<Tensor<B, 1>>>,
     losses: Option<Tensor<B, 1>>,
+    /// The moving-average buffers before this step (DB-MTL), when attached.
+    history: Option<HashMap<ParamId, Tensor<B, 2>>>,
+    /// `Σ_p B_p B_pᵀ` and `Σ_p B_p J_pᵀ` over the blocks that have a buffer.
+    history_grams: Option<(Tensor<B, 2>, Tensor<B, 2>)>,
+}
+
+/// What [`TaskJacobian::combine`] gives: the update for the wrapped optimizer, the new
+/// moving-average buffers, and, for the column-wise rules, the measured `‖d‖²` and `⟨g_k, d⟩`.
+pub struct Combined<B: Backend> {
+    /// The combined update (shared and private parameters).
+    pub grads: GradientsParams,
+    /// The updated moving-average buffers ([`Combination::MovingAverage`]); empty otherwise.
+    pub history: HashMap<ParamId, Tensor<B, 2>>,
+    /// For rules whose `d` does not follow from the Gram matrix (TrimmedMean, GradDrop): the
+    /// squared norm of the shared part of `d` and `⟨g_k, d⟩` per task, read from the device.
+    pub measured: Option<(f64, Vec<f64>)>,
 }
 
 impl<B: Backend> TaskJacobian<B> {
@@ -199,7 +220,36 @@ impl<B: Backend> TaskJacobian<B> {
             block: None,
             head_sq: vec![None; k + 1],
             losses: None,
+            history: None,
+            history_grams: None,
         }
+    }
+
+    /// Attaches the moving-average buffers of the previous step (one `[K, n]` tensor per shared
+    /// parameter; missing ones count as zero, e.g. at the first step) and accumulates their
+    /// Gram data `BBᵀ` and `BJᵀ` on the device, read with the Gram matrix by
+    /// [`TaskJacobian::read`]. Buffers of parameters without gradients this step are kept
+    /// unchanged by [`TaskJacobian::combine`].
+    pub fn attach_history(&mut self, buffers: HashMap<ParamId, Tensor<B, 2>>) {
+        // A fixed order (by parameter id): the f32 sums must not depend on a hash order, so
+        // that a resumed run is bit-identical.
+        let mut ids: Vec<&ParamId> = self.shared.keys().collect();
+        ids.sort_by_key(|id| id.val());
+        for id in ids {
+            let j = &self.shared[id];
+            let Some(b) = buffers.get(id) else { continue };
+            let b = b.clone().to_device(&j.device());
+            let prev = b.clone().matmul(b.clone().transpose());
+            let cross = b.matmul(j.clone().transpose());
+            self.history_grams = Some(match self.history_grams.take() {
+                None => (prev, cross),
+                Some((p, c)) => {
+                    let dev = p.device();
+                    (p + prev.to_device(&dev), c + cross.to_device(&dev))
+                }
+            });
+        }
+        self.history = Some(buffers);
     }
 
     /// K, the number of tasks.
@@ -296,7 +346,7 @@ impl<B: Backend> TaskJacobian<B> {
     pub fn read(&self) -> HostRead {
         let k = self.k;
         let mut tx = Transaction::<B>::default();
-        let mut slots = [false; 3];
+        let mut slots = [false; 5];
         let gram_eps = self
             .gram
             .as_ref()
@@ -317,6 +367,11 @@ impl<B: Backend> TaskJacobian<B> {
         if let Some(l) = &self.losses {
             tx = tx.register(l.clone());
             slots[2] = true;
+        }
+        if let Some((p, c)) = &self.history_grams {
+            tx = tx.register(p.clone()).register(c.clone());
+            slots[3] = true;
+            slots[4] = true;
         }
         let mut data = tx.execute().into_iter();
         let mut next = |present: bool| -> Option<Vec<f64>> {
@@ -341,32 +396,56 @@ impl<B: Backend> TaskJacobian<B> {
             .collect();
         let unassigned_sq_norm = head_sq_norms.pop().unwrap_or(0.0);
         let losses = next(slots[2]);
+        let previous = next(slots[3]);
+        let cross = next(slots[4]);
         let mut gram = Matrix::new(k, k, gram).expect("Gram read back with K*K entries");
         symmetrize(&mut gram);
+        let history = self.history.as_ref().map(|_| match (previous, cross) {
+            (Some(p), Some(c)) => {
+                let mut previous = Matrix::new(k, k, p).expect("K*K entries");
+                symmetrize(&mut previous);
+                History {
+                    previous,
+                    cross: Matrix::new(k, k, c).expect("K*K entries"),
+                }
+            }
+            _ => History::zeros(k),
+        });
         HostRead {
             gram,
             head_sq_norms,
             unassigned_sq_norm,
             losses,
             gram_eps,
+            history,
         }
     }
 
-    /// Combines the blocks with the weights `w` (length K) into one `GradientsParams` for the
-    /// wrapped optimizer: `wᵀ J_p` for each shared parameter, and `head_scale(task) · g` for each
-    /// private gradient (`task` is `None` when unknown, e.g. in the packed layout).
+    /// Combines the blocks into one `GradientsParams` for the wrapped optimizer: for each
+    /// shared parameter the `combination` rule with the weights `w` (length K; `wᵀ J_p` for
+    /// [`Combination::Weighted`]), and `head_scale(task) · g` for each private gradient (`task`
+    /// is `None` when unknown, e.g. in the packed layout). The column-wise rules also measure
+    /// `‖d‖²` and `⟨g_k, d⟩` (one extra read).
+    ///
+    /// Errors if `w` does not have K entries or GradDrop's recorded draws run out.
     pub fn combine<AB, M>(
         self,
         module: &M,
         w: &[f64],
+        combination: &Combination,
         head_scale: impl Fn(Option<usize>) -> f64,
-    ) -> GradientsParams
+    ) -> Result<Combined<B>, MtlError>
     where
         AB: AutodiffBackend<InnerBackend = B>,
         M: AutodiffModule<AB>,
     {
-        assert_eq!(w.len(), self.k, "combine: one weight per task");
-        visitors::combine::<AB, M>(module, self, w, head_scale)
+        if w.len() != self.k {
+            return Err(MtlError::TaskCount {
+                expected: self.k,
+                got: w.len(),
+            });
+        }
+        visitors::combine::<AB, M>(module, self, w, combination, head_scale)
     }
 }
 

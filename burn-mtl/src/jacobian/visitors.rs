@@ -4,15 +4,18 @@
 //! module: the visitor is told each parameter's id and rank `D`, and reads the gradient with
 //! exactly that rank.
 
+use std::collections::HashMap;
 use std::marker::PhantomData;
 
-use burn::module::{AutodiffModule, ModuleVisitor, Param};
+use burn::module::{AutodiffModule, ModuleVisitor, Param, ParamId};
 use burn::optim::GradientsParams;
-use burn::tensor::Tensor;
 use burn::tensor::backend::{AutodiffBackend, Backend};
+use burn::tensor::{Tensor, Transaction};
 
-use super::{TaskJacobian, combine_block, weights_tensor};
+use super::rules::combine_rule_block;
+use super::{Combined, TaskJacobian};
 use crate::MtlError;
+use crate::method::{Combination, UniformStream};
 
 /// Flattens a gradient to one `[1, n]` row.
 fn row<B: Backend, const D: usize>(g: Tensor<B, D>, n: usize) -> Tensor<B, 2> {
@@ -143,19 +146,58 @@ where
     v.error.map_or(Ok(()), Err)
 }
 
-struct Combine<'a, AB: AutodiffBackend, F> {
+/// `(‖d‖², J d)` accumulated on the device.
+type Measured<B> = (Tensor<B, 1>, Tensor<B, 1>);
+
+struct Combine<'a, 'u, AB: AutodiffBackend, F> {
     jac: TaskJacobian<AB::InnerBackend>,
     w: &'a [f64],
+    rule: &'a Combination,
+    uniforms: Option<UniformStream<'u>>,
     head_scale: F,
     out: GradientsParams,
+    history: HashMap<ParamId, Tensor<AB::InnerBackend, 2>>,
+    /// `Σ_p ‖d_p‖²` and `Σ_p J_p d_p`, for the column-wise rules.
+    measured: Option<Measured<AB::InnerBackend>>,
+    error: Option<MtlError>,
     _b: PhantomData<AB>,
 }
 
-impl<AB: AutodiffBackend, F: Fn(Option<usize>) -> f64> ModuleVisitor<AB> for Combine<'_, AB, F> {
+impl<AB: AutodiffBackend, F: Fn(Option<usize>) -> f64> ModuleVisitor<AB>
+    for Combine<'_, '_, AB, F>
+{
     fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<AB, D>>) {
+        if self.error.is_some() {
+            return;
+        }
         if let Some(j) = self.jac.shared.remove(&param.id) {
-            let wt = weights_tensor::<AB::InnerBackend>(self.w, &j.device());
-            let d = combine_block(wt, j).reshape(param.lazy_shape());
+            let buffer = self
+                .jac
+                .history
+                .as_mut()
+                .and_then(|h| h.remove(&param.id))
+                .map(|b| b.to_device(&j.device()));
+            let out = match combine_rule_block(j, self.w, self.rule, buffer, &mut self.uniforms) {
+                Ok(out) => out,
+                Err(e) => {
+                    self.error = Some(e);
+                    return;
+                }
+            };
+            if let Some(jd) = out.jd {
+                let dd = (out.d.clone() * out.d.clone()).sum();
+                self.measured = Some(match self.measured.take() {
+                    None => (dd, jd),
+                    Some((a, b)) => {
+                        let dev = a.device();
+                        (a + dd.to_device(&dev), b + jd.to_device(&dev))
+                    }
+                });
+            }
+            if let Some(b) = out.buffer {
+                self.history.insert(param.id, b);
+            }
+            let d = out.d.reshape(param.lazy_shape());
             self.out.register::<AB::InnerBackend, D>(param.id, d);
         } else if let Some(g) = self.jac.private.remove::<AB::InnerBackend, D>(param.id) {
             let task = self.jac.private_task.get(&param.id).copied().flatten();
@@ -170,19 +212,61 @@ pub(super) fn combine<AB, M>(
     module: &M,
     jac: TaskJacobian<AB::InnerBackend>,
     w: &[f64],
+    rule: &Combination,
     head_scale: impl Fn(Option<usize>) -> f64,
-) -> GradientsParams
+) -> Result<Combined<AB::InnerBackend>, MtlError>
 where
     AB: AutodiffBackend,
     M: AutodiffModule<AB>,
 {
+    let uniforms = match rule {
+        Combination::GradDrop { uniforms } => Some(uniforms.stream()),
+        _ => None,
+    };
     let mut v = Combine::<AB, _> {
         jac,
         w,
+        rule,
+        uniforms,
         head_scale,
         out: GradientsParams::new(),
+        history: HashMap::new(),
+        measured: None,
+        error: None,
         _b: PhantomData,
     };
     module.visit(&mut v);
-    v.out
+    if let Some(e) = v.error {
+        return Err(e);
+    }
+    let mut history = v.history;
+    if matches!(rule, Combination::MovingAverage { .. }) {
+        // Buffers of parameters that got no gradient this step are kept as they were.
+        for (id, b) in v.jac.history.take().unwrap_or_default() {
+            history.entry(id).or_insert(b);
+        }
+    }
+    let measured = v.measured.map(|(dd, jd)| {
+        let mut data = Transaction::<AB::InnerBackend>::default()
+            .register(dd)
+            .register(jd)
+            .execute()
+            .into_iter();
+        let dd = data
+            .next()
+            .map_or(0.0, |d| d.iter::<f64>().next().unwrap_or(0.0));
+        let jd = data
+            .next()
+            .map_or_else(Vec::new, |d| d.iter::<f64>().collect());
+        (dd, jd)
+    });
+    let measured = match (measured, rule.is_gram_linear()) {
+        (m, false) => Some(m.unwrap_or((0.0, vec![0.0; w.len()]))),
+        (_, true) => None,
+    };
+    Ok(Combined {
+        grads: v.out,
+        history,
+        measured,
+    })
 }

@@ -400,6 +400,7 @@ impl Weighting for Cagrad {
         Ok(Weights {
             weights: w,
             fallback: note,
+            combination: super::Combination::Weighted,
         })
     }
 

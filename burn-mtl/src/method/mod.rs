@@ -18,13 +18,18 @@ use crate::linalg::Matrix;
 
 mod aligned_mtl;
 mod cagrad;
+mod combination;
+mod config;
 mod conicgrad;
+mod db_mtl;
 mod draws;
 mod dualproj;
 mod dwa;
 mod fairgrad;
 mod famo;
 mod gls;
+mod graddrop;
+mod gradnorm;
 mod gradvac;
 mod imtl_g;
 mod imtl_l;
@@ -40,17 +45,24 @@ mod si;
 mod spec;
 mod stch;
 mod sum;
+mod trimmed_mean;
 mod upgrad;
 mod uw;
 
 pub use aligned_mtl::{AlignedBalance, AlignedMtl, AlignedPref, AlignedScale, RankEps};
 pub use cagrad::{Cagrad, CagradRescale};
+pub(crate) use combination::check_trim as check_trim_pub;
+pub use combination::{Combination, History, UniformStream, Uniforms, combine_rows};
+pub use config::ConFig;
 pub use conicgrad::ConicGrad;
+pub use db_mtl::DbMtl;
 pub use dualproj::DualProj;
 pub use dwa::{Dwa, DwaPeriod, DwaReduction};
 pub use fairgrad::FairGrad;
 pub use famo::Famo;
 pub use gls::Gls;
+pub use graddrop::GradDrop;
+pub use gradnorm::GradNorm;
 pub use gradvac::GradVac;
 pub use imtl_g::ImtlG;
 pub use imtl_l::ImtlL;
@@ -65,6 +77,7 @@ pub use random::Random;
 pub use si::Si;
 pub use spec::{MethodSpec, split_specs};
 pub use stch::{Stch, StchConvention};
+pub use trimmed_mean::TrimmedMean;
 pub use upgrad::UpGrad;
 pub use uw::{ScaleOptim, Uw};
 
@@ -88,6 +101,9 @@ pub struct WeightingInput<'a> {
     /// should say `f32::EPSILON`). Methods with rank cut-offs (pseudo-inverses,
     /// eigen-decompositions) scale their cut-off with it, as torch does with the input dtype.
     pub gram_eps: f64,
+    /// For methods that keep a moving average of the gradients ([`Weighting::keeps_history`],
+    /// DB-MTL): the Gram data of that buffer before this step. `None` elsewhere.
+    pub history: Option<&'a History>,
 }
 
 impl<'a> WeightingInput<'a> {
@@ -97,7 +113,23 @@ impl<'a> WeightingInput<'a> {
             gram,
             losses: None,
             gram_eps: f64::EPSILON,
+            history: None,
         }
+    }
+
+    /// Adds the Gram data of the method's moving-average buffer (see
+    /// [`WeightingInput::history`]).
+    ///
+    /// ```
+    /// use burn_mtl::linalg::Matrix;
+    /// use burn_mtl::method::{History, WeightingInput};
+    /// let gram = Matrix::identity(2);
+    /// let h = History::zeros(2);
+    /// assert!(WeightingInput::new(&gram).with_history(&h).history.is_some());
+    /// ```
+    pub fn with_history(mut self, history: &'a History) -> Self {
+        self.history = Some(history);
+        self
     }
 
     /// Sets the relative precision of the Gram entries ([`gram_eps`](Self::gram_eps)), e.g.
@@ -146,6 +178,9 @@ pub struct Weights {
     pub weights: Vec<f64>,
     /// Set when a documented fallback was taken instead of the method's exact answer.
     pub fallback: Option<String>,
+    /// How the update is built: [`Combination::Weighted`] (`Σ_k w_k g_k`) for every Gram
+    /// weighting; a column-wise rule for TrimmedMean, GradDrop and DB-MTL.
+    pub combination: Combination,
 }
 
 impl Weights {
@@ -154,6 +189,7 @@ impl Weights {
         Self {
             weights,
             fallback: None,
+            combination: Combination::Weighted,
         }
     }
 
@@ -162,7 +198,20 @@ impl Weights {
         Self {
             weights,
             fallback: Some(note.into()),
+            combination: Combination::Weighted,
         }
+    }
+
+    /// The same weights with another [`Combination`] rule.
+    ///
+    /// ```
+    /// use burn_mtl::method::{Combination, Weights};
+    /// let w = Weights::new(vec![0.5; 3]).with_combination(Combination::TrimmedMean { trim: 1 });
+    /// assert!(!w.combination.is_weighted());
+    /// ```
+    pub fn with_combination(mut self, combination: Combination) -> Self {
+        self.combination = combination;
+        self
     }
 }
 
@@ -231,6 +280,14 @@ pub trait Weighting: Clone + Send + fmt::Debug + 'static {
     fn update(&mut self, losses_after: &[f64]) -> Result<(), MtlError> {
         let _ = losses_after;
         Ok(())
+    }
+
+    /// Whether the method keeps a moving average of the task gradients on the device
+    /// ([`Combination::MovingAverage`], DB-MTL): the optimizer then holds the buffer, saves it
+    /// in its record, and passes its Gram data as [`WeightingInput::history`]. `false` by
+    /// default.
+    fn keeps_history(&self) -> bool {
+        false
     }
 }
 
@@ -320,6 +377,18 @@ pub enum Method {
     Gls(Gls),
     /// [`Si`]: scale-invariant `Σ log L` (loss-based).
     Si(Si),
+    /// [`ConFig`]: conflict-free update with equal projections on the unit task gradients.
+    Config(ConFig),
+    /// [`GradNorm`]: learned weights balancing the weighted gradient norms (Gram + losses).
+    #[serde(rename = "gradnorm")]
+    GradNorm(GradNorm),
+    /// [`TrimmedMean`]: coordinate-wise trimmed mean of the task gradients.
+    TrimmedMean(TrimmedMean),
+    /// [`GradDrop`]: gradient sign dropout (seeded).
+    #[serde(rename = "graddrop")]
+    GradDrop(GradDrop),
+    /// [`DbMtl`]: dual balancing of log-loss gradients (moving average kept on the device).
+    DbMtl(DbMtl),
 }
 
 pub use sum::Sum;
@@ -358,6 +427,11 @@ macro_rules! dispatch {
             Method::Stch($m) => $body,
             Method::Gls($m) => $body,
             Method::Si($m) => $body,
+            Method::Config($m) => $body,
+            Method::GradNorm($m) => $body,
+            Method::TrimmedMean($m) => $body,
+            Method::GradDrop($m) => $body,
+            Method::DbMtl($m) => $body,
         }
     };
 }
@@ -384,6 +458,9 @@ impl Weighting for Method {
     fn update(&mut self, losses_after: &[f64]) -> Result<(), MtlError> {
         dispatch!(self, m => m.update(losses_after))
     }
+    fn keeps_history(&self) -> bool {
+        dispatch!(self, m => m.keeps_history())
+    }
 }
 
 impl Method {
@@ -402,10 +479,13 @@ impl Method {
         uw[:init=0,lr=0.025,optim=adam|sgd,min_losses=..] | \
         imtl_l[:init=0,lr=0.025,optim=adam|sgd,min_losses=..] | \
         stch[:mu=1,warmup=400,nadir=100,convention=libmtl|torchjd,min_losses=a/b/..] | \
-        gls[:min_losses=a/b/..] | si[:eps=0,min_losses=a/b/..]";
+        gls[:min_losses=a/b/..] | si[:eps=0,min_losses=a/b/..] | config[:pref=a/b/..] | \
+        gradnorm[:alpha=1.5,lr=0.025,optim=adam|sgd,min_losses=a/b/..] | trimmed_mean[:trim=1] | \
+        graddrop[:seed=N] | db_mtl[:beta=0.9,beta_sigma=0]";
 
     /// The loss floor `L*` of the loss-based methods that take logarithms or ratios of the
-    /// losses (FAMO, GLS, SI, STCH, UW, IMTL-L): they use `L − L*`, which must stay positive.
+    /// losses (FAMO, GLS, SI, STCH, UW, IMTL-L, GradNorm): they use `L − L*`, which must stay
+    /// positive.
     /// `None` for every other method. Problems whose losses can reach zero or go negative set
     /// it (e.g. `Some(vec![-21.0, -21.0])`).
     ///
@@ -423,6 +503,7 @@ impl Method {
             Method::Stch(m) => Some(&mut m.min_losses),
             Method::Uw(m) => Some(&mut m.min_losses),
             Method::ImtlL(m) => Some(&mut m.min_losses),
+            Method::GradNorm(m) => Some(&mut m.min_losses),
             _ => None,
         }
     }
@@ -453,6 +534,11 @@ impl Method {
             Method::Stch(Stch::default()),
             Method::Gls(Gls::default()),
             Method::Si(Si::default()),
+            Method::Config(ConFig::default()),
+            Method::GradNorm(GradNorm::default()),
+            Method::TrimmedMean(TrimmedMean::default()),
+            Method::GradDrop(GradDrop::default()),
+            Method::DbMtl(DbMtl::default()),
         ]
     }
 }
@@ -500,6 +586,11 @@ impl FromStr for Method {
             "stch" => Method::Stch(Stch::from_spec(&spec)?),
             "gls" | "geometric_mean" => Method::Gls(Gls::from_spec(&spec)?),
             "si" | "scaleinvls" | "scale_invariant" => Method::Si(Si::from_spec(&spec)?),
+            "config" | "con_fig" => Method::Config(ConFig::from_spec(&spec)?),
+            "gradnorm" | "grad_norm" => Method::GradNorm(GradNorm::from_spec(&spec)?),
+            "trimmed_mean" | "trimmedmean" => Method::TrimmedMean(TrimmedMean::from_spec(&spec)?),
+            "graddrop" | "grad_drop" => Method::GradDrop(GradDrop::from_spec(&spec)?),
+            "db_mtl" | "dbmtl" => Method::DbMtl(DbMtl::from_spec(&spec)?),
             other => {
                 return Err(
                     spec.error(format!("unknown method `{other}`; known: {}", Method::HELP))

@@ -8,22 +8,23 @@
 mod record;
 mod report;
 
+use std::collections::HashMap;
 use std::marker::PhantomData;
 use std::sync::{Arc, Mutex};
 
 use burn::config::Config;
-use burn::module::AutodiffModule;
+use burn::module::{AutodiffModule, ParamId};
 use burn::optim::{GradientsParams, LearningRate, MultiGradientsParams, Optimizer};
 use burn::tensor::backend::AutodiffBackend;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
-use burn::tensor::Tensor;
+use burn::tensor::{Tensor, TensorData};
 
 use crate::engine::{RepresentationGradients, TaskGradients};
 use crate::jacobian::{HostRead, TaskJacobian};
 use crate::linalg::Matrix;
-use crate::method::{AfterStep, Method, Weighting, WeightingInput, Weights};
+use crate::method::{AfterStep, Combination, Method, Weighting, WeightingInput, Weights};
 use crate::{MtlError, jacobian};
 
 pub use record::{MultiTaskOptimizerRecord, MultiTaskOptimizerRecordItem};
@@ -93,6 +94,8 @@ impl MultiTaskOptimizerConfig {
             awaiting_losses: false,
             last_report: None,
             sink: None,
+            history: HashMap::new(),
+            loaded_history: Vec::new(),
             _backend: PhantomData,
         }
     }
@@ -198,6 +201,10 @@ pub struct MultiTaskOptimizer<B: AutodiffBackend, O, W = Method> {
     awaiting_losses: bool,
     last_report: Option<StepReport>,
     sink: Option<ReportSink>,
+    /// The moving-average buffers of a method that keeps them ([`Weighting::keeps_history`]).
+    history: HashMap<ParamId, Tensor<B::InnerBackend, 2>>,
+    /// Buffers loaded from a record, put on the device at the next step.
+    loaded_history: Vec<(ParamId, TensorData)>,
     _backend: PhantomData<fn() -> B>,
 }
 
@@ -213,6 +220,8 @@ impl<B: AutodiffBackend, O: Clone, W: Clone> Clone for MultiTaskOptimizer<B, O, 
             awaiting_losses: self.awaiting_losses,
             last_report: self.last_report.clone(),
             sink: self.sink.clone(),
+            history: self.history.clone(),
+            loaded_history: self.loaded_history.clone(),
             _backend: PhantomData,
         }
     }
@@ -231,6 +240,8 @@ impl<B: AutodiffBackend, O, W: Weighting> MultiTaskOptimizer<B, O, W> {
             awaiting_losses: false,
             last_report: None,
             sink: None,
+            history: HashMap::new(),
+            loaded_history: Vec::new(),
             _backend: PhantomData,
         }
     }
@@ -286,6 +297,8 @@ impl<B: AutodiffBackend, O, W: Weighting> MultiTaskOptimizer<B, O, W> {
     pub fn reset(&mut self) {
         self.method.reset();
         self.num_tasks = None;
+        self.history.clear();
+        self.loaded_history.clear();
     }
 
     /// Feeds the losses measured after the last optimizer step to the method (for methods
@@ -323,10 +336,8 @@ impl<B: AutodiffBackend, O, W: Weighting> MultiTaskOptimizer<B, O, W> {
         if let Some(losses) = grads.losses {
             jac.set_losses(losses)?;
         }
-        let decision = self.decide(&jac.read(), true)?;
-        let combined = jac.combine::<B, M>(module, &decision.scaled_weights(), |task| {
-            decision.head_scale(task)
-        });
+        let (combined, decision, history) = self.parameter_engine(module, jac)?;
+        self.set_history(history);
         Ok((combined, self.commit(decision)))
     }
 
@@ -390,6 +401,7 @@ impl<B: AutodiffBackend, O, W: Weighting> MultiTaskOptimizer<B, O, W> {
                 unassigned_sq_norm: 0.0,
                 losses: Some(values),
                 gram_eps: f64::EPSILON,
+                history: None,
             };
             read.check_finite()?;
             let mut decision = self.decide(&read, false)?;
@@ -461,6 +473,13 @@ impl<B: AutodiffBackend, O, W: Weighting> MultiTaskOptimizer<B, O, W> {
             let RepresentationGradients { z, mut jac, heads } = rg;
             let read = jac.read();
             let mut decision = self.decide(&read, true)?;
+            if !decision.weights.combination.is_weighted() {
+                return Err(MtlError::EngineMismatch {
+                    method: self.method.name(),
+                    engine: "representation",
+                    reason: "its update is not a weighted sum of the task gradients; use `step`",
+                });
+            }
             let block = jac.take_block().expect("representation block");
             let w = decision.scaled_weights();
             let mut grads = RepresentationGradients::encoder_grads(z, block, &w, &module);
@@ -492,6 +511,76 @@ impl<B: AutodiffBackend, O, W: Weighting> MultiTaskOptimizer<B, O, W> {
         }
     }
 
+    /// The device side of a parameter-engine step (custom loop and `Learner` alike): the
+    /// moving-average buffers if the method keeps them, the one read, the decision, the
+    /// combination, and for the column-wise rules the clipping from the measured `‖d‖`.
+    /// Returns the update, the decision and the new buffers; nothing is committed.
+    #[allow(clippy::type_complexity)]
+    fn parameter_engine<M: AutodiffModule<B>>(
+        &self,
+        module: &M,
+        mut jac: TaskJacobian<B::InnerBackend>,
+    ) -> Result<
+        (
+            GradientsParams,
+            Decision<W>,
+            HashMap<ParamId, Tensor<B::InnerBackend, 2>>,
+        ),
+        MtlError,
+    > {
+        let keeps = self.method.keeps_history();
+        if keeps {
+            let mut buffers = self.history.clone();
+            let device = Default::default();
+            for (id, data) in &self.loaded_history {
+                buffers
+                    .entry(*id)
+                    .or_insert_with(|| Tensor::from_data(data.clone(), &device));
+            }
+            jac.attach_history(buffers);
+        }
+        let read = jac.read();
+        let mut decision = self.decide(&read, true)?;
+        let combination = decision.weights.combination.clone();
+        let combined =
+            jac.combine::<B, M>(module, &decision.scaled_weights(), &combination, |task| {
+                decision.head_scale(task)
+            })?;
+        let mut grads = combined.grads;
+        if let Some((dd, jd)) = combined.measured {
+            if !dd.is_finite() {
+                return Err(MtlError::NonFinite {
+                    task: 0,
+                    what: "combined update",
+                });
+            }
+            let k = jd.len();
+            let total_sq = dd
+                + (0..k)
+                    .map(|t| decision.head_scale(Some(t)).powi(2) * read.head_sq_norms[t])
+                    .sum::<f64>()
+                + read.unassigned_sq_norm;
+            decision.set_clip(self.max_grad_norm, total_sq);
+            decision.measured = Some((dd.max(0.0).sqrt(), jd));
+            if let Some(c) = decision.clip
+                && c != 1.0
+            {
+                grads = jacobian::scaled::<B, M>(module, grads, c);
+            }
+        }
+        let history = if keeps {
+            combined.history
+        } else {
+            HashMap::new()
+        };
+        Ok((grads, decision, history))
+    }
+
+    fn set_history(&mut self, history: HashMap<ParamId, Tensor<B::InnerBackend, 2>>) {
+        self.history = history;
+        self.loaded_history.clear();
+    }
+
     fn check_k(&self, k: usize) -> Result<(), MtlError> {
         if k == 0 {
             return Err(MtlError::NoTasks);
@@ -520,6 +609,9 @@ impl<B: AutodiffBackend, O, W: Weighting> MultiTaskOptimizer<B, O, W> {
         if let Some(l) = &read.losses {
             input = input.with_losses(l);
         }
+        if let Some(h) = &read.history {
+            input = input.with_history(h);
+        }
         let weights = method.weights(&input)?;
         if weights.weights.len() != k {
             return Err(MtlError::TaskCount {
@@ -542,11 +634,27 @@ impl<B: AutodiffBackend, O, W: Weighting> MultiTaskOptimizer<B, O, W> {
             gram: read.gram.clone(),
             head_sq_norms: read.head_sq_norms.clone(),
             losses: read.losses.clone(),
+            measured: None,
         };
-        if gram_engine {
-            // The exact global norm of the update, from K×K data: wᵀMw + Σ heads.
+        if gram_engine && d.weights.combination.is_gram_linear() {
+            // The exact global norm of the update, from K×K data: wᵀMw + Σ heads (for the
+            // moving average, the Gram matrix of the updated buffer replaces M).
             let w = &d.weights.weights;
-            let total_sq = read.gram.quad_form(w).max(0.0)
+            let shared_sq = match (&d.weights.combination, &read.history) {
+                (Combination::MovingAverage { decay, input_scale }, history) => {
+                    let zeros = crate::method::History::zeros(k);
+                    let h = history.as_ref().unwrap_or(&zeros);
+                    let sq = h
+                        .updated_gram(&read.gram, *decay, input_scale)
+                        .quad_form(w)
+                        .max(0.0);
+                    let jd = h.directional_derivatives(&read.gram, *decay, input_scale, w);
+                    d.measured = Some((sq.sqrt(), jd));
+                    sq
+                }
+                _ => read.gram.quad_form(w).max(0.0),
+            };
+            let total_sq = shared_sq
                 + (0..k)
                     .map(|t| d.head_scale(Some(t)).powi(2) * read.head_sq_norms[t])
                     .sum::<f64>()
@@ -565,6 +673,8 @@ impl<B: AutodiffBackend, O, W: Weighting> MultiTaskOptimizer<B, O, W> {
         self.num_tasks = Some(k);
         self.steps += 1;
         let gram_known = d.update_norm.is_none();
+        let clip = d.clip.unwrap_or(1.0);
+        let measured = d.measured;
         let mut report = StepReport::from_gram(
             self.steps,
             self.method.name(),
@@ -580,6 +690,11 @@ impl<B: AutodiffBackend, O, W: Weighting> MultiTaskOptimizer<B, O, W> {
             report.head_grad_norms.clear();
             report.gram_condition = None;
             report.update_norm = d.update_norm.unwrap_or(0.0);
+        }
+        if let Some((norm, jd)) = measured {
+            // Column-wise rules and the moving average: d is not Gᵀw.
+            report.update_norm = norm * clip;
+            report.directional_derivatives = jd.into_iter().map(|v| v * clip).collect();
         }
         report.clip_scale = d.clip;
         if let Some(sink) = &self.sink {
@@ -601,6 +716,9 @@ struct Decision<W> {
     gram: Matrix,
     head_sq_norms: Vec<f64>,
     losses: Option<Vec<f64>>,
+    /// `(‖d_shared‖, ⟨g_k, d⟩)` before clipping, when `d` is not `Gᵀw` (measured on the
+    /// device, or from the moving average's Gram data).
+    measured: Option<(f64, Vec<f64>)>,
 }
 
 impl<W> Decision<W> {
@@ -674,13 +792,11 @@ where
         let Some(k) = k else {
             return self.inner.step(lr, module, grads);
         };
-        let result = TaskJacobian::from_packed::<B, M>(&module, grads, k).and_then(|jac| {
-            let d = self.decide(&jac.read(), true)?;
-            let g = jac.combine::<B, M>(&module, &d.scaled_weights(), |t| d.head_scale(t));
-            Ok((g, d))
-        });
+        let result = TaskJacobian::from_packed::<B, M>(&module, grads, k)
+            .and_then(|jac| self.parameter_engine(&module, jac));
         match result {
-            Ok((g, d)) => {
+            Ok((g, d, history)) => {
+                self.set_history(history);
                 self.commit(d);
                 self.inner.step(lr, module, g)
             }
@@ -703,6 +819,7 @@ where
             num_tasks: self.num_tasks,
             steps: self.steps,
             awaiting_losses: self.awaiting_losses,
+            history: record::history_item(&self.history, &self.loaded_history),
         }
     }
 
@@ -712,6 +829,8 @@ where
         self.num_tasks = record.num_tasks;
         self.steps = record.steps;
         self.awaiting_losses = record.awaiting_losses;
+        self.history.clear();
+        self.loaded_history = record::history_from_item(record.history);
         self
     }
 }

@@ -808,3 +808,155 @@ fn loss_based_methods_resume_identically() {
         save_load_continue(spec, true);
     }
 }
+
+/// The shared-parameter gradient of every task as one host row (module order: l1.w, l1.b,
+/// l2.w, l2.b — the order in which the optimizer visits the blocks), and the task losses.
+fn host_rows(m: &Net<B>, b: &Batch, tasks: usize) -> (Vec<Vec<f64>>, Vec<f64>) {
+    let rows = (0..tasks)
+        .map(|k| {
+            direct_grads(m, m.task_loss(b, k))[..4]
+                .iter()
+                .flatten()
+                .map(|&v| v as f64)
+                .collect()
+        })
+        .collect();
+    let losses = (0..tasks)
+        .map(|k| values(m.task_loss(b, k).inner())[0] as f64)
+        .collect();
+    (rows, losses)
+}
+
+#[test]
+fn column_wise_rules_and_moving_average_match_the_host_reference() {
+    // TrimmedMean and GradDrop (column-wise, not weighted sums) and DB-MTL (a moving average
+    // kept on the device across steps): the shared update of `aggregate` over three steps must
+    // equal `combine_rows` on the host rows, with a host copy of the method fed the same data.
+    use burn_mtl::linalg::{Matrix, norm};
+    use burn_mtl::method::{History, WeightingInput, combine_rows};
+    let tasks = 4;
+    for spec in ["trimmed_mean", "graddrop:seed=4", "db_mtl:beta=0.5"] {
+        let m = model(tasks, 30);
+        let mut optim = MultiTaskOptimizerConfig::new()
+            .with_method(spec.parse().unwrap())
+            .init::<B, _>(SgdConfig::new().init::<B, Net<B>>());
+        let mut host: Method = spec.parse().unwrap();
+        let mut buffer: Option<Vec<Vec<f64>>> = None;
+        for step in 0..3 {
+            let b = batch(tasks, 31 + step);
+            let (rows, losses) = host_rows(&m, &b, tasks);
+            let g = Matrix::from_rows(&rows).unwrap();
+            let gram = g.gram();
+            let history = buffer.as_ref().map_or(History::zeros(tasks), |buf| History {
+                previous: Matrix::from_rows(buf).unwrap().gram(),
+                cross: Matrix::new(
+                    tasks,
+                    tasks,
+                    (0..tasks)
+                        .flat_map(|i| {
+                            let rows = &rows;
+                            let buf = &buf;
+                            (0..tasks).map(move |j| {
+                                buf[i].iter().zip(&rows[j]).map(|(a, c)| a * c).sum()
+                            })
+                        })
+                        .collect(),
+                )
+                .unwrap(),
+            });
+            let input = WeightingInput::new(&gram)
+                .with_losses(&losses)
+                .with_history(&history);
+            let w = host.weights(&input).unwrap();
+            let expect = combine_rows(&w.combination, &w.weights, &rows, &mut buffer).unwrap();
+            let tg = TaskGradients::per_task(&m, tasks, |m, k| m.task_loss(&b, k));
+            let (upd, report) = optim.aggregate(&m, tg).unwrap();
+            let got: Vec<f64> = grads_of(&m, &upd)[..4]
+                .iter()
+                .flatten()
+                .map(|&v| v as f64)
+                .collect();
+            let err = got
+                .iter()
+                .zip(&expect)
+                .map(|(a, e)| (a - e).powi(2))
+                .sum::<f64>()
+                .sqrt();
+            assert!(
+                err <= 2e-4 * norm(&expect).max(1e-6),
+                "{spec} step {step}: ‖d − d_host‖ = {err:e}, ‖d_host‖ = {:e}",
+                norm(&expect)
+            );
+            // The report's ‖d‖ and ⟨g_k, d⟩ are those of the update actually built.
+            assert!(
+                (report.update_norm - norm(&expect)).abs() <= 1e-3 * norm(&expect).max(1e-6),
+                "{spec}: report ‖d‖ {} vs {}",
+                report.update_norm,
+                norm(&expect)
+            );
+            for (k, row) in rows.iter().enumerate() {
+                let dd: f64 = row.iter().zip(&expect).map(|(a, e)| a * e).sum();
+                let scale = norm(row) * norm(&expect);
+                assert!(
+                    (report.directional_derivatives[k] - dd).abs() <= 1e-3 * scale.max(1e-9),
+                    "{spec}: ⟨g_{k}, d⟩ {} vs {dd}",
+                    report.directional_derivatives[k]
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn column_wise_and_moving_average_methods_resume_and_clip() {
+    // DB-MTL's device buffer goes into the record; GradDrop's RNG is in the method state.
+    for spec in ["db_mtl", "graddrop:seed=9", "trimmed_mean"] {
+        save_load_continue(spec, false);
+    }
+    // Clipping applies to the update actually built (measured on the device for GradDrop).
+    let tasks = 3;
+    let m = model(tasks, 40);
+    let b = batch(tasks, 41);
+    for spec in ["graddrop:seed=1", "db_mtl", "trimmed_mean"] {
+        let mut optim = MultiTaskOptimizerConfig::new()
+            .with_method(spec.parse().unwrap())
+            .with_max_grad_norm(Some(1e-3))
+            .init::<B, _>(SgdConfig::new().init::<B, Net<B>>());
+        let lr = 0.5;
+        let (m2, r) = optim
+            .step(
+                lr,
+                m.clone(),
+                TaskGradients::per_task(&m, tasks, |m, k| m.task_loss(&b, k)),
+            )
+            .unwrap();
+        let moved: f64 = params(&m2)
+            .iter()
+            .flatten()
+            .zip(params(&m).iter().flatten())
+            .map(|(a, b)| ((a - b) as f64).powi(2))
+            .sum::<f64>()
+            .sqrt()
+            / lr;
+        assert!(r.clip_scale.unwrap() < 1.0, "{spec}");
+        assert!(
+            (moved - 1e-3).abs() <= 2e-2 * 1e-3,
+            "{spec}: moved {moved}"
+        );
+    }
+    // Not a weighted sum: refused by the representation engine, with the model unchanged.
+    let mut optim = MultiTaskOptimizerConfig::new()
+        .with_method("trimmed_mean".parse().unwrap())
+        .init::<B, _>(SgdConfig::new().init::<B, Net<B>>());
+    let err = optim
+        .step_representation(
+            0.1,
+            m.clone(),
+            tasks,
+            |m| m.encode(&b),
+            |m, z, k| m.head_loss(&b, z, k),
+        )
+        .unwrap_err();
+    assert!(matches!(err.error, MtlError::EngineMismatch { .. }));
+    assert_eq!(params(&err.module), params(&m));
+}

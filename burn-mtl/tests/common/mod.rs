@@ -174,7 +174,9 @@ pub fn families(seed: u64, count: usize) -> Vec<Case> {
     out
 }
 
-/// Weights and `d = Gᵀw` on the host: `M = G.gram()`, `w = method.weights(M)`.
+/// Weights and `d` on the host: `M = G.gram()`, `w = method.weights(M)`, and `d` by the
+/// method's combination rule (`Gᵀw` for every Gram weighting; column-wise for TrimmedMean and
+/// GradDrop; a fresh moving average for DB-MTL).
 pub fn aggregate(
     method: &mut impl Weighting,
     rows: &[Vec<f64>],
@@ -182,7 +184,8 @@ pub fn aggregate(
     let g = Matrix::from_rows(rows)?;
     let m = g.gram();
     let w = method.weights(&WeightingInput::new(&m))?;
-    Ok((g.tr_mul_vec(&w.weights), w))
+    let d = burn_mtl::method::combine_rows(&w.combination, &w.weights, rows, &mut None)?;
+    Ok((d, w))
 }
 
 /// `a · rows`.

@@ -1,0 +1,105 @@
+//! The [`Combination`] rules on one `[K, n]` block, on the device: the weighted sum, the
+//! column-wise rules (TrimmedMean, GradDrop) and the moving average (DB-MTL). Their host
+//! reference is [`combine_rows`](crate::method::combine_rows).
+
+use burn::tensor::backend::Backend;
+use burn::tensor::{Tensor, TensorData};
+
+use super::{combine_block, weights_tensor};
+use crate::MtlError;
+use crate::method::{Combination, UniformStream};
+
+/// What one block gives: its part of `d` and, for the moving average, its new buffer.
+pub(crate) struct BlockOut<B: Backend> {
+    /// The block's part of the update, `[n]`.
+    pub d: Tensor<B, 1>,
+    /// The updated moving-average buffer, `[K, n]` ([`Combination::MovingAverage`] only).
+    pub buffer: Option<Tensor<B, 2>>,
+    /// `J d` (`[K]`), for the rules whose `‖d‖` and `⟨g_k, d⟩` do not follow from the Gram
+    /// matrix; `None` otherwise.
+    pub jd: Option<Tensor<B, 1>>,
+}
+
+/// Applies `rule` to the block `j` (`[K, n]`) with the weights `w` (already scaled by any
+/// clipping factor). `buffer` is this block's moving-average buffer (`None`: zero), and
+/// `uniforms` the GradDrop draws (the next `n` are taken).
+pub(crate) fn combine_rule_block<B: Backend>(
+    j: Tensor<B, 2>,
+    w: &[f64],
+    rule: &Combination,
+    buffer: Option<Tensor<B, 2>>,
+    uniforms: &mut Option<UniformStream<'_>>,
+) -> Result<BlockOut<B>, MtlError> {
+    let [k, n] = j.dims();
+    let device = j.device();
+    let measured = |j: &Tensor<B, 2>, d: &Tensor<B, 1>| -> Tensor<B, 1> {
+        j.clone().matmul(d.clone().reshape([n, 1])).reshape([k])
+    };
+    match rule {
+        Combination::Weighted => Ok(BlockOut {
+            d: combine_block(weights_tensor::<B>(w, &device), j),
+            buffer: None,
+            jd: None,
+        }),
+        Combination::TrimmedMean { trim } => {
+            crate::method::check_trim_pub(*trim, k)?;
+            let kept = k - 2 * trim;
+            let d = j
+                .clone()
+                .sort(0)
+                .narrow(0, *trim, kept)
+                .sum_dim(0)
+                .div_scalar(kept as f64)
+                .reshape([n]);
+            let jd = measured(&j, &d);
+            Ok(BlockOut {
+                d,
+                buffer: None,
+                jd: Some(jd),
+            })
+        }
+        Combination::GradDrop { .. } => {
+            let stream = uniforms.as_mut().ok_or_else(|| {
+                MtlError::InvalidConfig("graddrop: no uniform draws for this step".into())
+            })?;
+            let u: Vec<f32> = stream.take(n)?.into_iter().map(|v| v as f32).collect();
+            let u = Tensor::<B, 2>::from_data(TensorData::new(u, [1, n]), &device);
+            let sum = j.clone().sum_dim(0);
+            let abs = j.clone().abs().sum_dim(0);
+            // An all-zero column: purity 1/2 instead of NaN; nothing is kept there anyway.
+            let zero = abs.clone().equal_elem(0.0);
+            let purity = (sum.div(abs.mask_fill(zero, 1.0)) + 1.0).mul_scalar(0.5);
+            let keep_pos = purity.clone().greater(u.clone()).float();
+            let keep_neg = purity.lower(u).float();
+            let pos = j.clone().clamp_min(0.0).sum_dim(0);
+            let neg = j.clone().clamp_max(0.0).sum_dim(0);
+            let d = (keep_pos * pos + keep_neg * neg).reshape([n]);
+            let jd = measured(&j, &d);
+            Ok(BlockOut {
+                d,
+                buffer: None,
+                jd: Some(jd),
+            })
+        }
+        Combination::MovingAverage { decay, input_scale } => {
+            let s = Tensor::<B, 2>::from_data(
+                TensorData::new(
+                    input_scale.iter().map(|&v| v as f32).collect::<Vec<f32>>(),
+                    [k, 1],
+                ),
+                &device,
+            );
+            let fresh = j * s;
+            let new = match buffer {
+                Some(b) => b.mul_scalar(*decay) + fresh,
+                None => fresh,
+            };
+            let d = combine_block(weights_tensor::<B>(w, &device), new.clone());
+            Ok(BlockOut {
+                d,
+                buffer: Some(new),
+                jd: None,
+            })
+        }
+    }
+}
