@@ -315,3 +315,52 @@ fn entry_point_reports_bad_options() {
     assert!(e.to_string().contains("distinct values"), "{e}");
     std::fs::remove_dir_all(&dir).ok();
 }
+
+#[test]
+fn qm9_row_parsing_targets_and_descriptor() {
+    use burn_mtl_examples::tabular::qm9::{
+        HARTREE_TO_EV, descriptor, feature_names, read_molecules,
+    };
+    // The first row of qm9pack's qm9_part1.csv (methane), the long text columns shortened.
+    let csv = "XYZ_file,Index,SMILES,InChi,N_atoms,Stoichiometry,Elements,XYZ_Ang,Mulliken_pop,\
+Harmonic_Freq_cmi,RotA_GHz,RotB_GHz,RotC_GHz,Dipole_debye,Polarizability_bohr3,HOMO_au,LUMO_au,\
+HOMO_LUMO_gap_au,R2_bohr2,ZPVE_au,InternalEnergy_0K_au,InternalEnergy_298K_au,Enthalphy_298K_au,\
+GibbsFreeEnergy_298K_au,Heatcapacity_Cv_cal_mol_K
+\"dsgdb9nsd_000001.xyz\",1,\"C\",\"InChI=1S/CH4/h1H4\",5,\"[4,1,0,0,0]\",\"['C','H','H','H','H']\",\
+\"[[-0.0126981359,1.0858041578,0.0080009958],[0.002150416,-0.0060313176,0.0019761204],\
+[1.0117308433,1.4637511618,0.0002765748],[-0.540815069,1.4475266138,-0.8766437152],\
+[-0.5238136345,1.4379326443,0.9063972942]]\",\"[-0.535689]\",\"[1341.307]\",157.7118,157.70997,\
+157.70699,0.,13.21,-0.3877,0.1171,0.5048,35.3641,0.044749,-40.47893,-40.476062,-40.475117,\
+-40.498597,6.469
+";
+    let dir = tmp("qm9");
+    let path = dir.join("qm9_part1.csv");
+    std::fs::write(&path, csv).unwrap();
+    let mols = read_molecules(&path).unwrap();
+    assert_eq!(mols.len(), 1);
+    let m = &mols[0];
+    assert_eq!(m.elements, [1, 0, 0, 0, 0]);
+    // μ = "0." parses; ε_HOMO in eV; U0 atomization: −40.47893 − (−37.846772 − 4 · 0.500273) Ha.
+    assert_eq!(m.targets[0], 0.0);
+    assert!((m.targets[2] - (-0.3877 * HARTREE_TO_EV)).abs() < 1e-9);
+    let u0 = (-40.47893 + 37.846772 + 4.0 * 0.500273) * HARTREE_TO_EV;
+    assert!(
+        (m.targets[6] - u0).abs() < 1e-9 && (u0 + 17.172).abs() < 1e-2,
+        "{u0}"
+    );
+    assert_eq!(m.targets[10], 6.469);
+    let f = descriptor(m);
+    let names = feature_names();
+    assert_eq!(f.len(), names.len());
+    let get = |n: &str| f[names.iter().position(|x| x == n).unwrap()];
+    assert_eq!((get("n_atoms"), get("n_H"), get("n_C")), (5.0, 4.0, 1.0));
+    // Four C–H bonds of 1.09 Å (first bin, 0.8–1.22 Å); six H–H pairs at 1.78 Å (third bin).
+    assert_eq!(get("d_HC_0"), 4.0);
+    assert_eq!(get("d_HH_2"), 6.0);
+    assert!(get("cm_eig_0") > get("cm_eig_1") && get("cm_eig_5") == 0.0);
+    // A malformed row is an error naming the line.
+    std::fs::write(&path, csv.replace("'C','H'", "'C','Xx'")).unwrap();
+    let e = read_molecules(&path).unwrap_err().to_string();
+    assert!(e.contains("line 2") && e.contains("Xx"), "{e}");
+    std::fs::remove_dir_all(&dir).ok();
+}

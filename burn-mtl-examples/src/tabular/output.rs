@@ -214,12 +214,13 @@ fn draw_curves(
                 ("sans-serif", 14),
             )
             .margin(6)
-            .x_label_area_size(22)
+            .x_label_area_size(30)
             .y_label_area_size(46)
             .build_cartesian_2d(1f64..epochs.max(2) as f64, lo..hi)?;
         chart
             .configure_mesh()
             .x_labels(5)
+            .x_label_formatter(&|x| format!("{x:.0}"))
             .y_labels(5)
             .x_desc("epoch")
             .label_style(("sans-serif", 10))
