@@ -48,6 +48,51 @@ pub fn gram_block<B: Backend>(j: &Tensor<B, 2>) -> Tensor<B, 2> {
     j.clone().matmul(j.clone().transpose())
 }
 
+/// The column chunk for the Gram matmul on CPU backends (see [`gram_block_chunked`]).
+pub const CPU_GRAM_CHUNK: usize = 1 << 15;
+
+/// `J Jᵀ` accumulated over column chunks of `chunk` columns: `Σ_c J_c J_cᵀ`. The same matrix
+/// as [`gram_block`] up to f32 rounding, but on a CPU backend every chunk's operands stay in
+/// cache: Burn's ndarray matmul copies a transposed operand, which for a whole `[K, n]` block
+/// of a large model is a fresh `4·K·n`-byte buffer (page faults on every step). GPU backends
+/// gain nothing from it (one kernel launch per chunk), so [`TaskJacobian`] only chunks on CPU
+/// backends ([`gram_chunk`]).
+///
+/// ```
+/// use burn::backend::NdArray;
+/// use burn::tensor::{Distribution, Tensor};
+/// let dev = Default::default();
+/// let j = Tensor::<NdArray, 2>::random([3, 1000], Distribution::Normal(0.0, 1.0), &dev);
+/// let a = burn_mtl::jacobian::gram_block(&j).into_data().to_vec::<f32>().unwrap();
+/// let b = burn_mtl::jacobian::gram_block_chunked(&j, 64).into_data().to_vec::<f32>().unwrap();
+/// for (x, y) in a.iter().zip(&b) {
+///     assert!((x - y).abs() <= 1e-4 * x.abs().max(1.0));
+/// }
+/// ```
+pub fn gram_block_chunked<B: Backend>(j: &Tensor<B, 2>, chunk: usize) -> Tensor<B, 2> {
+    let n = j.dims()[1];
+    if chunk == 0 || n <= chunk {
+        return gram_block(j);
+    }
+    (0..n)
+        .step_by(chunk)
+        .map(|a| gram_block(&j.clone().narrow(1, a, chunk.min(n - a))))
+        .reduce(|x, y| x + y)
+        .expect("n > chunk > 0")
+}
+
+/// The Gram chunk for blocks on `device`: [`CPU_GRAM_CHUNK`] columns on the CPU backends
+/// (ndarray, flex), none (one matmul per block) elsewhere.
+///
+/// ```
+/// use burn::backend::NdArray;
+/// assert!(burn_mtl::jacobian::gram_chunk::<NdArray>(&Default::default()).is_some());
+/// ```
+pub fn gram_chunk<B: Backend>(device: &B::Device) -> Option<usize> {
+    let name = B::name(device).to_lowercase();
+    (name.contains("ndarray") || name.contains("flex")).then_some(CPU_GRAM_CHUNK)
+}
+
 /// `wᵀ J` for one `[K, n]` block: the combined update `Σ_k w_k J[k]` as `[n]`.
 /// `w` is a `[1, K]` tensor on the block's device (see [`weights_tensor`]).
 ///
@@ -316,7 +361,10 @@ impl<B: Backend> TaskJacobian<B> {
     }
 
     pub(crate) fn add_shared(&mut self, id: ParamId, j: Tensor<B, 2>) {
-        let part = gram_block(&j);
+        let part = match gram_chunk::<B>(&j.device()) {
+            Some(chunk) => gram_block_chunked(&j, chunk),
+            None => gram_block(&j),
+        };
         self.gram = Some(match self.gram.take() {
             None => part,
             // Under sharded multi-device training, blocks may live on different devices.

@@ -36,11 +36,28 @@ pub(crate) fn combine_rule_block<B: Backend>(
         j.clone().matmul(d.clone().reshape([n, 1])).reshape([k])
     };
     match rule {
-        Combination::Weighted => Ok(BlockOut {
-            d: combine_block(weights_tensor::<B>(w, &device), j),
-            buffer: None,
-            jd: None,
-        }),
+        Combination::Weighted => {
+            let wt = weights_tensor::<B>(w, &device);
+            let d = match super::gram_chunk::<B>(&device) {
+                // CPU backends: chunk the columns so that the matmul's packed copy of J stays
+                // in cache (see `gram_block_chunked`).
+                Some(chunk) if n > chunk => Tensor::cat(
+                    (0..n)
+                        .step_by(chunk)
+                        .map(|a| {
+                            combine_block(wt.clone(), j.clone().narrow(1, a, chunk.min(n - a)))
+                        })
+                        .collect(),
+                    0,
+                ),
+                _ => combine_block(wt, j),
+            };
+            Ok(BlockOut {
+                d,
+                buffer: None,
+                jd: None,
+            })
+        }
         Combination::TrimmedMean { trim } => {
             crate::method::check_trim_pub(*trim, k)?;
             let kept = k - 2 * trim;

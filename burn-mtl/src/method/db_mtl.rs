@@ -27,7 +27,9 @@ const NORM_EPS: f64 = 1e-8;
 /// weights it reports are the `α_k` (on the buffer, not on this step's gradients).
 ///
 /// Defaults: `beta = 0.9`, `beta_sigma = 0` (LibMTL's defaults, and the reference sequence).
-/// Needs the losses, each above `−1e-8`. Spec: `db_mtl:beta=0.9,beta_sigma=0`.
+/// Needs the losses, with `L_k − L*_k + 1e-8 > 0`, where the loss floor `L*`
+/// ([`min_losses`](DbMtl::min_losses), default 0 as in LibMTL) is for problems whose losses
+/// can be negative. Spec: `db_mtl:beta=0.9,beta_sigma=0,min_losses=a/b/..`.
 ///
 /// ```
 /// use burn_mtl::linalg::Matrix;
@@ -47,6 +49,9 @@ pub struct DbMtl {
     pub beta_sigma: f64,
     /// Steps taken (the `t` of the last step).
     pub step: u64,
+    /// The loss floor `L*`: the logarithm is taken of `L − L* + 1e-8` (`None`: 0).
+    #[serde(default)]
+    pub min_losses: Option<Vec<f64>>,
 }
 
 impl Default for DbMtl {
@@ -56,6 +61,7 @@ impl Default for DbMtl {
             beta: 0.9,
             beta_sigma: 0.0,
             step: 0,
+            min_losses: None,
         }
     }
 }
@@ -70,7 +76,7 @@ impl DbMtl {
         let m = Self {
             beta,
             beta_sigma,
-            step: 0,
+            ..Self::default()
         };
         m.validate()?;
         Ok(m)
@@ -90,12 +96,14 @@ impl DbMtl {
     }
 
     pub(crate) fn from_spec(spec: &MethodSpec) -> Result<Self, MtlError> {
-        spec.only(&["beta", "beta_sigma"])?;
-        Self::new(
+        spec.only(&["beta", "beta_sigma", "min_losses"])?;
+        let mut m = Self::new(
             spec.get_f64("beta")?.unwrap_or(0.9),
             spec.get_f64("beta_sigma")?.unwrap_or(0.0),
         )
-        .map_err(|e| spec.error(e.to_string()))
+        .map_err(|e| spec.error(e.to_string()))?;
+        m.min_losses = spec.get_f64_list("min_losses")?;
+        Ok(m)
     }
 }
 
@@ -110,15 +118,8 @@ impl Weighting for DbMtl {
         let losses = input
             .losses
             .ok_or(MtlError::MissingLosses { method: "db_mtl" })?;
-        if let Some(task) = losses.iter().position(|&l| l + LOG_EPS <= 0.0) {
-            return Err(MtlError::InvalidLoss {
-                task,
-                reason: format!(
-                    "db_mtl takes log(L + 1e-8) and needs L > -1e-8, got {}",
-                    losses[task]
-                ),
-            });
-        }
+        let shifted =
+            super::gls::shifted_positive("db_mtl", losses, self.min_losses.as_deref(), LOG_EPS)?;
         let zeros;
         let history = match input.history {
             Some(h) => h,
@@ -136,10 +137,7 @@ impl Weighting for DbMtl {
         };
         let t = self.step + 1;
         let decay = self.beta / (t as f64).powf(self.beta_sigma);
-        let scale: Vec<f64> = losses
-            .iter()
-            .map(|&l| (1.0 - decay) / (l + LOG_EPS))
-            .collect();
+        let scale: Vec<f64> = shifted.iter().map(|&l| (1.0 - decay) / l).collect();
         let buffer_gram = history.updated_gram(input.gram, decay, &scale);
         let norms: Vec<f64> = (0..k)
             .map(|i| buffer_gram.get(i, i).max(0.0).sqrt())

@@ -481,7 +481,7 @@ impl Method {
         stch[:mu=1,warmup=400,nadir=100,convention=libmtl|torchjd,min_losses=a/b/..] | \
         gls[:min_losses=a/b/..] | si[:eps=0,min_losses=a/b/..] | config[:pref=a/b/..] | \
         gradnorm[:alpha=1.5,lr=0.025,optim=adam|sgd,min_losses=a/b/..] | trimmed_mean[:trim=1] | \
-        graddrop[:seed=N] | db_mtl[:beta=0.9,beta_sigma=0]";
+        graddrop[:seed=N] | db_mtl[:beta=0.9,beta_sigma=0,min_losses=a/b/..]";
 
     /// The loss floor `L*` of the loss-based methods that take logarithms or ratios of the
     /// losses (FAMO, GLS, SI, STCH, UW, IMTL-L, GradNorm): they use `L − L*`, which must stay
@@ -504,6 +504,7 @@ impl Method {
             Method::Uw(m) => Some(&mut m.min_losses),
             Method::ImtlL(m) => Some(&mut m.min_losses),
             Method::GradNorm(m) => Some(&mut m.min_losses),
+            Method::DbMtl(m) => Some(&mut m.min_losses),
             _ => None,
         }
     }
