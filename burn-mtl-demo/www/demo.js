@@ -20,6 +20,7 @@ const state = {
   config: null, // what configure() returned
   runs: [], // {label, start, color, track: [[step,x1,x2,l1,l2,w1,w2]], stride, steps, error, last}
   running: false,
+  dirty: false, // methods, starts or lr changed since the session began
   frames: 0,
   stepsTarget: 0,
   starts: [],
@@ -169,6 +170,7 @@ function newSession() {
   });
   statusEl.dataset.runs = String(state.runs.length);
   state.frames = 0;
+  state.dirty = false;
   setStatus('ready', { steps: 0, losses: '[]', finite: '', drawn: 0 });
   draw();
 }
@@ -404,23 +406,25 @@ function draw() {
   P.ctx.restore();
   axes(P);
 
-  // Weights.
+  // Weights, normalised: methods return weights of very different scales (Nash-MTL's grow
+  // as the gradients shrink), the mix w_k / (|w1| + |w2|) compares them; raw values in the table.
   const maxStep = Math.max(10, ...state.runs.map((r) => r.steps));
+  const share = (p, k) => {
+    const s = Math.abs(p[5]) + Math.abs(p[6]);
+    return s > 0 ? p[k] / s : 0;
+  };
   let wlo = 0;
-  let whi = 1;
   for (const r of state.runs) {
     for (const p of r.track) {
-      for (const w of [p[5], p[6]]) {
-        if (w !== null && Number.isFinite(w)) { wlo = Math.min(wlo, w); whi = Math.max(whi, w); }
-      }
+      if (p[5] !== null) wlo = Math.min(wlo, share(p, 5), share(p, 6));
     }
   }
-  const W = frame($('weights'), [0, maxStep], [wlo, whi + 0.05 * (whi - wlo)], 'step', 'weight');
+  const W = frame($('weights'), [0, maxStep], [wlo, 1.05], 'step', 'w_k / (|w1| + |w2|)');
   clip(W);
   for (const r of state.runs) {
-    const pts = r.track.filter((p) => p[5] !== null);
-    polyline(W, pts.map((p) => [p[0], p[5]]), r.color, 1.5);
-    polyline(W, pts.map((p) => [p[0], p[6]]), r.color, 1.5, [5, 4]);
+    const pts = r.track.filter((p) => p[5] !== null && Number.isFinite(p[5]) && Number.isFinite(p[6]));
+    polyline(W, pts.map((p) => [p[0], share(p, 5)]), r.color, 1.5);
+    polyline(W, pts.map((p) => [p[0], share(p, 6)]), r.color, 1.5, [5, 4]);
   }
   W.ctx.restore();
   axes(W);
@@ -448,15 +452,17 @@ function legend(f) {
 // ---------------------------------------------------------------- wiring
 
 function onStart() {
+  const target = Math.max(1, Number($('max-steps').value) || 1);
   try {
-    if (!state.config || state.runs.every((r) => r.error || r.steps >= state.stepsTarget)) {
+    // Continue the current runs unless the choices changed or they are all finished.
+    if (!state.config || state.dirty || state.runs.every((r) => r.error || r.steps >= target)) {
       newSession();
     }
   } catch (e) {
     fail(String(e.message || e));
     return;
   }
-  state.stepsTarget = Math.max(1, Number($('max-steps').value) || 1);
+  state.stepsTarget = target;
   state.running = true;
   $('start').disabled = true;
   $('pause').disabled = false;
@@ -498,6 +504,9 @@ async function main() {
     $('pause').addEventListener('click', () => { state.running = false; });
     $('reset').addEventListener('click', onReset);
     $('param-space').addEventListener('click', onParamClick);
+    for (const id of ['methods', 'starts', 'specs', 'lr']) {
+      $(id).addEventListener('change', () => { state.dirty = true; });
+    }
     newSession();
     const autorun = Number(params.get('autorun') || 0);
     if (autorun > 0) {

@@ -5,4 +5,5 @@
 
 pub mod bench_backends;
 pub mod check_vectors;
+pub mod demo;
 pub mod fetch_data;

