@@ -6,6 +6,8 @@
 //! cargo run --release -p burn-mtl-examples --bin toy                 # full run
 //! cargo run --release -p burn-mtl-examples --bin toy -- --quick      # 2 000 steps (CI smoke)
 //! cargo run --release -p burn-mtl-examples --bin toy -- --methods mean,mgda,pcgrad:seed=3
+//! # on burn-wgpu (a GPU, or Mesa's lavapipe on the CPU): same table, CSV files and figures
+//! cargo run --release -p burn-mtl-examples --features wgpu --bin toy -- --backend wgpu --quick
 //! ```
 //!
 //! Prints a table (end point, end losses, distance to the Pareto set, whether the front and
@@ -22,14 +24,66 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use burn::backend::{Autodiff, NdArray};
-use burn_mtl::Method;
+use burn::tensor::backend::AutodiffBackend;
 use burn_mtl::method::Weighting;
+use burn_mtl::{Method, MtlError};
 use burn_mtl_examples::plot;
 use burn_mtl_examples::toy::{self, RunConfig, RunResult, STARTS, ToyProblem};
 use clap::Parser;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-type B = Autodiff<NdArray>;
+/// The backend the runs train on (`--backend`).
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+enum BackendArg {
+    /// burn-ndarray on the CPU.
+    Ndarray,
+    /// burn-wgpu (a GPU through Vulkan/Metal/DX12; Mesa's lavapipe on a CPU-only Linux
+    /// machine). Needs the `wgpu` feature of burn-mtl-examples.
+    Wgpu,
+}
+
+/// One training run on some backend (see [`train_on`]).
+type TrainFn = fn(
+    &Method,
+    &str,
+    [f64; 2],
+    &RunConfig,
+    &toy::ParetoSet,
+    &mut dyn FnMut(usize),
+) -> Result<RunResult, MtlError>;
+
+/// [`toy::train`] on `B`'s default device.
+fn train_on<B: AutodiffBackend>(
+    method: &Method,
+    label: &str,
+    start: [f64; 2],
+    config: &RunConfig,
+    pareto: &toy::ParetoSet,
+    progress: &mut dyn FnMut(usize),
+) -> Result<RunResult, MtlError> {
+    toy::train::<B>(
+        method,
+        label,
+        start,
+        config,
+        pareto,
+        &Default::default(),
+        progress,
+    )
+}
+
+/// The training function of `backend`.
+fn trainer(backend: BackendArg) -> Result<TrainFn, String> {
+    match backend {
+        BackendArg::Ndarray => Ok(train_on::<Autodiff<NdArray>>),
+        #[cfg(feature = "wgpu")]
+        BackendArg::Wgpu => Ok(train_on::<Autodiff<burn::backend::Wgpu>>),
+        #[cfg(not(feature = "wgpu"))]
+        BackendArg::Wgpu => Err("--backend wgpu needs the `wgpu` feature: \
+                                 cargo run --release -p burn-mtl-examples --features wgpu --bin toy"
+            .into()),
+    }
+}
 
 /// Command-line options.
 #[derive(Parser, Debug)]
@@ -69,6 +123,9 @@ struct Args {
     /// Never show the progress bar (it is hidden anyway when stderr is not a terminal).
     #[arg(long)]
     no_progress: bool,
+    /// Backend to train on (`wgpu` needs the `wgpu` feature).
+    #[arg(long, value_enum, default_value = "ndarray")]
+    backend: BackendArg,
 }
 
 fn main() -> std::process::ExitCode {
@@ -83,6 +140,7 @@ fn main() -> std::process::ExitCode {
 
 /// The whole job; errors are reported by `main` with their `Display` text.
 fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
+    let train = trainer(args.backend)?;
     let steps = args.steps.unwrap_or(if args.quick {
         2_000
     } else {
@@ -118,12 +176,13 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     std::fs::create_dir_all(&args.out)?;
 
     println!(
-        "toy problem: L = ({} L̃1, L̃2), Adam lr {} (ε = 1e-8), {} steps, {} method(s) × {} starts",
+        "toy problem: L = ({} L̃1, L̃2), Adam lr {} (ε = 1e-8), {} steps, {} method(s) × {} starts, backend {:?}",
         args.l1_scale,
         args.lr,
         steps,
         methods.len(),
-        STARTS.len()
+        STARTS.len(),
+        args.backend
     );
     let ends = (pareto.points[0], pareto.points[pareto.points.len() - 1]);
     println!(
@@ -169,7 +228,6 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     std::thread::scope(|scope| {
         for _ in 0..jobs {
             scope.spawn(|| {
-                let device = Default::default();
                 loop {
                     let Some((mi, si, method)) = queue.lock().expect("queue").pop_front() else {
                         break;
@@ -179,15 +237,9 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
                         "{label} from ({}, {})",
                         STARTS[si][0], STARTS[si][1]
                     ));
-                    let result = toy::train::<B>(
-                        &method,
-                        label,
-                        STARTS[si],
-                        &config,
-                        &pareto,
-                        &device,
-                        |n| bar.inc(n as u64),
-                    )
+                    let result = train(&method, label, STARTS[si], &config, &pareto, &mut |n| {
+                        bar.inc(n as u64)
+                    })
                     .map_err(|e| e.to_string());
                     slots.lock().expect("slots")[mi * STARTS.len() + si] = Some(result);
                 }
