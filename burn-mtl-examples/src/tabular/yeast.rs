@@ -23,19 +23,15 @@ pub const YEAST_TASKS: usize = 14;
 /// Test rows (MULAN's test-set size).
 pub const YEAST_TEST_ROWS: usize = 917;
 
-/// The data directory: `$MTL_DATA_DIR`, or `data/` at the workspace root.
+/// The data directory: `$MTL_DATA_DIR`, or `data/` at the workspace root
+/// ([`crate::data::data_dir`], where `cargo xtask fetch-data` puts the files).
 pub fn data_root() -> PathBuf {
-    match std::env::var_os("MTL_DATA_DIR") {
-        Some(d) if !d.is_empty() => PathBuf::from(d),
-        _ => Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("..")
-            .join("data"),
-    }
+    crate::data::data_dir()
 }
 
 /// Where the Yeast file is expected: `<data root>/yeast/yeast.csv.gz`.
 pub fn yeast_path() -> PathBuf {
-    data_root().join("yeast").join("yeast.csv.gz")
+    data_root().join("yeast").join(crate::data::YEAST_CSV)
 }
 
 /// The error for a missing data file, telling how to get it.
