@@ -100,6 +100,15 @@ impl Variant {
         }
     }
 
+    /// The benchmark's name: MultiMNIST, MultiFashion or Multi-(Fashion+MNIST).
+    pub fn title(self) -> &'static str {
+        match self {
+            Variant::Mnist => "MultiMNIST",
+            Variant::Fashion => "MultiFashion",
+            Variant::FashionMnist => "Multi-(Fashion+MNIST)",
+        }
+    }
+
     /// The data sets of the left and the right object.
     pub fn sources(self) -> [Dataset; 2] {
         match self {

@@ -119,13 +119,9 @@ pub fn run(opts: &BenchOptions) -> Result<BenchSummary, Box<dyn Error>> {
     )?;
     if opts.verbose {
         println!(
-            "Multi{} ({}): {} training / {} test images; {} method(s) + 2 single-task baselines \
+            "{} ({}): {} training / {} test images; {} method(s) + 2 single-task baselines \
              × {} seed(s) × {} epoch(s), batch {}, Adam lr {}",
-            match opts.variant {
-                Variant::Mnist => "MNIST",
-                Variant::Fashion => "Fashion",
-                Variant::FashionMnist => "-(Fashion+MNIST)",
-            },
+            opts.variant.title(),
             opts.variant.name(),
             data.train.n,
             data.test.n,
@@ -207,9 +203,16 @@ pub fn run(opts: &BenchOptions) -> Result<BenchSummary, Box<dyn Error>> {
             );
         }
         baseline.runs.push(merged);
+        write_outputs(
+            opts,
+            &data,
+            &baseline,
+            &results,
+            began.elapsed().as_secs_f64(),
+        )?;
 
-        for ((label, method), res) in opts.methods.iter().zip(results.iter_mut()) {
-            if res.error.is_some() {
+        for (i, (label, method)) in opts.methods.iter().enumerate() {
+            if results[i].error.is_some() {
                 bar.inc(steps as u64);
                 continue;
             }
@@ -233,24 +236,55 @@ pub fn run(opts: &BenchOptions) -> Result<BenchSummary, Box<dyn Error>> {
                                 / out.epochs.len().max(1) as f64
                         );
                     }
-                    res.delta_m.push(d);
-                    res.runs.push(out);
+                    results[i].delta_m.push(d);
+                    results[i].runs.push(out);
+                    // Written after every run, so that an interrupted run leaves a table.
+                    write_outputs(
+                        opts,
+                        &data,
+                        &baseline,
+                        &results,
+                        began.elapsed().as_secs_f64(),
+                    )?;
                 }
                 Err(e) => {
                     if opts.verbose {
                         println!("seed {seed} {label:<14} FAILED: {e}");
                     }
-                    res.error = Some(e.to_string());
-                    bar.inc((steps * opts.seeds) as u64);
+                    results[i].error = Some(e.to_string());
                 }
             }
         }
     }
     bar.finish_and_clear();
-
+    let (markdown, files) = write_outputs(
+        opts,
+        &data,
+        &baseline,
+        &results,
+        began.elapsed().as_secs_f64(),
+    )?;
     let mut all = vec![baseline];
     all.extend(results);
-    let markdown = markdown_report(opts, &data, &all, began.elapsed().as_secs_f64());
+    Ok(BenchSummary {
+        results: all,
+        markdown,
+        files,
+    })
+}
+
+/// Writes `results.md`, `curves.csv` and `multimnist.svg` for the runs finished so far;
+/// returns the markdown and the paths.
+fn write_outputs(
+    opts: &BenchOptions,
+    data: &MultiMnist,
+    baseline: &MethodResult,
+    results: &[MethodResult],
+    seconds: f64,
+) -> Result<(String, Vec<PathBuf>), Box<dyn Error>> {
+    let mut all = vec![baseline.clone()];
+    all.extend(results.iter().cloned());
+    let markdown = markdown_report(opts, data, &all, seconds);
     let md_path = opts.out.join("results.md");
     std::fs::write(&md_path, &markdown)
         .map_err(|e| format!("cannot write {}: {e}", md_path.display()))?;
@@ -259,11 +293,7 @@ pub fn run(opts: &BenchOptions) -> Result<BenchSummary, Box<dyn Error>> {
         .map_err(|e| format!("cannot write {}: {e}", csv_path.display()))?;
     let svg_path = opts.out.join("multimnist.svg");
     figure(&svg_path, opts.variant, &all)?;
-    Ok(BenchSummary {
-        results: all,
-        markdown,
-        files: vec![md_path, csv_path, svg_path],
-    })
+    Ok((markdown, vec![md_path, csv_path, svg_path]))
 }
 
 /// The markdown report: settings and the result table.
@@ -276,18 +306,14 @@ pub fn markdown_report(
     let mut s = String::new();
     let _ = writeln!(
         s,
-        "# Multi{} (variant `{}`)\n",
-        match opts.variant {
-            Variant::Mnist => "MNIST",
-            Variant::Fashion => "Fashion",
-            Variant::FashionMnist => "-(Fashion+MNIST)",
-        },
+        "# {} (variant `{}`)\n",
+        opts.variant.title(),
         opts.variant.name()
     );
     let _ = writeln!(
         s,
         "{} training / {} test images (partners drawn with data seed {}), MultiLeNet (Sener & \
-         Koltun 2018, no dropout), Adam lr {}, batch {}, {} epoch(s), {} seed(s), CPU (Burn \
+         Koltun 2018, no dropout), Adam lr {}, batch {}, {} epoch(s), {} seed(s) requested, CPU (Burn \
          NdArray). Test accuracy after the last epoch; Δm% (Maninis et al. 2019; lower is \
          better) against the single-task baselines of the same seed; mean ± std over seeds. \
          Total wall time {:.0} s.\n",
@@ -306,6 +332,7 @@ pub fn markdown_report(
         format!("acc {} (%)", TASK_NAMES[1]),
         "Δm% ↓".to_string(),
         "s / epoch".to_string(),
+        "seeds".to_string(),
     ]);
     for r in results {
         let is_base = r.label == SINGLE_TASK;
@@ -325,6 +352,7 @@ pub fn markdown_report(
             fmt_mean_std(&r.final_accuracy(1), 2),
             dm,
             fmt_mean_std(&r.seconds_per_epoch(), 1),
+            r.runs.len().to_string(),
         ]);
     }
     s.push_str(&t.to_string());
@@ -382,8 +410,9 @@ fn mean_curve(r: &MethodResult, k: usize) -> Vec<(f64, f64)> {
         .collect()
 }
 
-/// Task `k`'s weight over training (mean over seeds), at most ~300 points (block averages).
-fn weight_curve(r: &MethodResult, k: usize) -> Vec<(f64, f64)> {
+/// `f(weights)` over training (mean over seeds, steps where `f` is `None` skipped), at most
+/// ~300 points (block averages).
+fn weight_curve(r: &MethodResult, f: impl Fn(&[f64]) -> Option<f64>) -> Vec<(f64, f64)> {
     let steps = r.runs.iter().map(|x| x.weights.len()).min().unwrap_or(0);
     if steps == 0 {
         return Vec::new();
@@ -391,24 +420,32 @@ fn weight_curve(r: &MethodResult, k: usize) -> Vec<(f64, f64)> {
     let block = steps.div_ceil(300).max(1);
     (0..steps)
         .step_by(block)
-        .map(|start| {
+        .filter_map(|start| {
             let end = (start + block).min(steps);
             let mut sum = 0.0;
             let mut n = 0.0;
             for run in &r.runs {
                 for w in &run.weights[start..end] {
-                    if let Some(v) = w.get(k) {
+                    if let Some(v) = f(w).filter(|v| v.is_finite()) {
                         sum += v;
                         n += 1.0;
                     }
                 }
             }
-            (
-                (start + end) as f64 / 2.0,
-                if n > 0.0 { sum / n } else { 0.0 },
-            )
+            (n > 0.0).then(|| ((start + end) as f64 / 2.0, sum / n))
         })
         .collect()
+}
+
+/// Task L's share of the weights, `w_L / (|w_L| + |w_R|)`.
+fn share_left(w: &[f64]) -> Option<f64> {
+    let t = w.first()?.abs() + w.get(1)?.abs();
+    (t > 0.0).then(|| w[0] / t)
+}
+
+/// The weights' total size `|w_L| + |w_R|` (the scale of the combined update).
+fn total_weight(w: &[f64]) -> Option<f64> {
+    Some(w.first()?.abs() + w.get(1)?.abs())
 }
 
 fn range_of(values: impl Iterator<Item = f64>, pad: f64) -> std::ops::Range<f64> {
@@ -438,7 +475,10 @@ pub fn figure(
     let root = SVGBackend::new(path, (1200, 900)).into_drawing_area();
     root.fill(&WHITE)?;
     let body = root.titled(
-        &format!("Multi-task {} benchmark", variant.name()),
+        &format!(
+            "{}: test accuracy (mean over seeds) and the methods' task weights",
+            variant.title()
+        ),
         ("sans-serif", 22),
     )?;
     let panels = body.split_evenly((2, 2));
@@ -470,6 +510,7 @@ pub fn figure(
             .draw()?;
         if let Some(b) = base {
             let c = mean_curve(b, k);
+            chart.draw_series(c.iter().map(|&p| Cross::new(p, 5, BLACK.stroke_width(2))))?;
             chart
                 .draw_series(DashedLineSeries::new(c, 6, 4, BLACK.stroke_width(2)))?
                 .label(SINGLE_TASK)
@@ -496,21 +537,50 @@ pub fn figure(
                 .draw()?;
         }
     }
-    for k in 0..NUM_TASKS {
-        let curves: Vec<Vec<(f64, f64)>> = methods.iter().map(|r| weight_curve(r, k)).collect();
-        let steps = curves.iter().flatten().map(|p| p.0).fold(1.0f64, f64::max);
-        let yr = range_of(curves.iter().flatten().map(|p| p.1), 0.08);
-        let mut chart = ChartBuilder::on(&panels[2 + k])
+    // Bottom left: the balance between the tasks; bottom right: the update's scale (log).
+    let shares: Vec<Vec<(f64, f64)>> = methods
+        .iter()
+        .map(|r| weight_curve(r, share_left))
+        .collect();
+    let totals: Vec<Vec<(f64, f64)>> = methods
+        .iter()
+        .map(|r| weight_curve(r, total_weight))
+        .collect();
+    let steps = shares.iter().flatten().map(|p| p.0).fold(1.0f64, f64::max) * 1.02;
+    {
+        let yr = range_of(shares.iter().flatten().map(|p| p.1).chain([0.5]), 0.08);
+        let mut chart = ChartBuilder::on(&panels[2])
             .caption(
-                format!("weight of task {} over training", TASK_NAMES[k]),
+                "share of task L in the weights, w_L / (|w_L| + |w_R|)",
                 ("sans-serif", 16),
             )
             .margin(10)
             .x_label_area_size(32)
             .y_label_area_size(48)
-            .build_cartesian_2d(0.0..steps * 1.02, yr)?;
+            .build_cartesian_2d(0.0..steps, yr)?;
         chart.configure_mesh().x_desc("step").draw()?;
-        for (i, c) in curves.into_iter().enumerate() {
+        for (i, c) in shares.into_iter().enumerate() {
+            chart.draw_series(LineSeries::new(c, method_color(i).stroke_width(1)))?;
+        }
+    }
+    {
+        let (mut lo, mut hi) = (f64::INFINITY, 0.0f64);
+        for p in totals.iter().flatten().filter(|p| p.1 > 0.0) {
+            lo = lo.min(p.1);
+            hi = hi.max(p.1);
+        }
+        if !lo.is_finite() {
+            (lo, hi) = (0.5, 2.0);
+        }
+        let mut chart = ChartBuilder::on(&panels[3])
+            .caption("total weight |w_L| + |w_R| (log scale)", ("sans-serif", 16))
+            .margin(10)
+            .x_label_area_size(32)
+            .y_label_area_size(48)
+            .build_cartesian_2d(0.0..steps, ((lo / 1.2)..(hi * 1.2)).log_scale())?;
+        chart.configure_mesh().x_desc("step").draw()?;
+        for (i, c) in totals.into_iter().enumerate() {
+            let c: Vec<(f64, f64)> = c.into_iter().filter(|p| p.1 > 0.0).collect();
             chart.draw_series(LineSeries::new(c, method_color(i).stroke_width(1)))?;
         }
     }
