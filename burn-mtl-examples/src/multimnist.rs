@@ -23,8 +23,9 @@
 //! → ReLU → linear(50→10).
 //!
 //! [`train_run`] trains one configuration (a [`Method`] on the two tasks, or a single-task
-//! baseline) and evaluates after every epoch; [`bench`] runs a whole comparison (every method,
-//! the single-task baselines, several seeds) and writes a markdown table and an SVG figure.
+//! baseline) and evaluates after every epoch; [`bench`](mod@bench) runs a whole comparison
+//! (every method, the single-task baselines, several seeds) and writes a markdown table and an
+//! SVG figure.
 
 pub mod bench;
 

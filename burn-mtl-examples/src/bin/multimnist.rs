@@ -56,7 +56,7 @@ struct Args {
     /// Data folder (default: $MTL_DATA_DIR, else data/ at the workspace root).
     #[arg(long)]
     data_dir: Option<PathBuf>,
-    /// Output folder (default: results/multimnist-<dataset>/).
+    /// Output folder (default: `results/multimnist-<dataset>/`).
     #[arg(long)]
     out: Option<PathBuf>,
     /// Never show the progress bar.
