@@ -33,3 +33,96 @@ fn wide_blocks_match_the_host_reference() {
         );
     }
 }
+
+/// A shared layer wider than the chunk (the rows layout on ndarray) and one head per task.
+#[derive(burn::module::Module, Debug)]
+struct Wide<B: burn::tensor::backend::Backend> {
+    shared: burn::nn::Linear<B>,
+    heads: Vec<burn::nn::Linear<B>>,
+}
+
+#[test]
+fn optimizer_on_wide_parameters_matches_the_host_reference() {
+    use burn::backend::Autodiff;
+    use burn::nn::LinearConfig;
+    use burn::optim::{GradientsParams, SgdConfig};
+    use burn::tensor::{Distribution, Tensor};
+    use burn_mtl::linalg::Matrix;
+    use burn_mtl::method::{History, Weighting, WeightingInput, combine_rows};
+    use burn_mtl::{MultiTaskOptimizerConfig, TaskGradients};
+    type AB = Autodiff<NdArray>;
+    let dev = Default::default();
+    let tasks = 3;
+    let width = 200; // 200×200 weights = 40 000 > one chunk
+    assert!(width * width > CPU_GRAM_CHUNK);
+    let model = Wide::<AB> {
+        shared: LinearConfig::new(width, width).init(&dev),
+        heads: (0..tasks)
+            .map(|_| LinearConfig::new(width, 1).init(&dev))
+            .collect(),
+    };
+    let x = Tensor::<AB, 2>::random([8, width], Distribution::Normal(0.0, 1.0), &dev);
+    let loss = |m: &Wide<AB>, k: usize| -> Tensor<AB, 1> {
+        let z = m.shared.forward(x.clone()).tanh();
+        (m.heads[k].forward(z) - (k as f64)).powf_scalar(2.0).mean()
+    };
+    // Host rows: the shared weight then bias, as the optimizer visits them.
+    let rows: Vec<Vec<f64>> = (0..tasks)
+        .map(|k| {
+            let g = GradientsParams::from_grads(loss(&model, k).backward(), &model);
+            let w: Vec<f32> = g
+                .get::<NdArray, 2>(model.shared.weight.id)
+                .unwrap()
+                .into_data()
+                .to_vec()
+                .unwrap();
+            let b: Vec<f32> = g
+                .get::<NdArray, 1>(model.shared.bias.as_ref().unwrap().id)
+                .unwrap()
+                .into_data()
+                .to_vec()
+                .unwrap();
+            w.into_iter().chain(b).map(f64::from).collect()
+        })
+        .collect();
+    let losses: Vec<f64> = (0..tasks)
+        .map(|k| loss(&model, k).into_scalar() as f64)
+        .collect();
+    let gram = Matrix::from_rows(&rows).unwrap().gram();
+    for spec in ["mean", "mgda", "trimmed_mean", "graddrop:seed=5", "db_mtl"] {
+        let mut host: Method = spec.parse().unwrap();
+        let history = History::zeros(tasks);
+        let input = WeightingInput::new(&gram)
+            .with_losses(&losses)
+            .with_history(&history);
+        let w = host.weights(&input).unwrap();
+        let expect = combine_rows(&w.combination, &w.weights, &rows, &mut None).unwrap();
+        let mut optim = MultiTaskOptimizerConfig::new()
+            .with_method(spec.parse().unwrap())
+            .init::<AB, _>(SgdConfig::new().init::<AB, Wide<AB>>());
+        let tg = TaskGradients::per_task(&model, tasks, |m, k| loss(m, k));
+        let (g, _) = optim.aggregate(&model, tg).unwrap();
+        let got: Vec<f64> = g
+            .get::<NdArray, 2>(model.shared.weight.id)
+            .unwrap()
+            .into_data()
+            .to_vec::<f32>()
+            .unwrap()
+            .into_iter()
+            .chain(
+                g.get::<NdArray, 1>(model.shared.bias.as_ref().unwrap().id)
+                    .unwrap()
+                    .into_data()
+                    .to_vec::<f32>()
+                    .unwrap(),
+            )
+            .map(f64::from)
+            .collect();
+        let err = dist(&got, &expect);
+        assert!(
+            err <= 1e-4 * norm(&expect).max(1e-6),
+            "{spec}: ‖d − d_host‖ = {err:e}, ‖d_host‖ = {:e}",
+            norm(&expect)
+        );
+    }
+}

@@ -147,7 +147,7 @@ pub fn aggregate_dense_with<B: Backend>(
     let mut parts = Vec::with_capacity(blocks.len());
     for j in blocks {
         let out = combine_rule_block(
-            j,
+            super::block::Block::Stacked(j),
             &weights.weights,
             &weights.combination,
             old.next(),

@@ -13,6 +13,7 @@
 //! the Gram matrix; they are updated by the [`HeadUpdate`](crate::HeadUpdate) rule. A task that
 //! does not touch a shared parameter contributes a zero row to that parameter's block.
 
+mod block;
 mod dense;
 mod ops;
 mod pack;
@@ -188,7 +189,7 @@ impl HostRead {
 /// device. `B` is the inner (non-autodiff) backend the gradients live on.
 pub struct TaskJacobian<B: Backend> {
     k: usize,
-    shared: HashMap<ParamId, Tensor<B, 2>>,
+    shared: HashMap<ParamId, block::Block<B>>,
     private: GradientsParams,
     private_task: HashMap<ParamId, Option<usize>>,
     gram: Option<Tensor<B, 2>>,
@@ -285,7 +286,10 @@ impl<B: Backend> TaskJacobian<B> {
             let Some(b) = buffers.get(id) else { continue };
             let b = b.clone().to_device(&j.device());
             let prev = b.clone().matmul(b.clone().transpose());
-            let cross = b.matmul(j.clone().transpose());
+            let cross = j.sum_over_chunks(|a, c| {
+                let len = c.dims()[1];
+                b.clone().narrow(1, a, len).matmul(c.transpose())
+            });
             self.history_grams = Some(match self.history_grams.take() {
                 None => (prev, cross),
                 Some((p, c)) => {
@@ -360,11 +364,8 @@ impl<B: Backend> TaskJacobian<B> {
         });
     }
 
-    pub(crate) fn add_shared(&mut self, id: ParamId, j: Tensor<B, 2>) {
-        let part = match gram_chunk::<B>(&j.device()) {
-            Some(chunk) => gram_block_chunked(&j, chunk),
-            None => gram_block(&j),
-        };
+    pub(crate) fn add_shared(&mut self, id: ParamId, j: block::Block<B>) {
+        let part = j.gram();
         self.gram = Some(match self.gram.take() {
             None => part,
             // Under sharded multi-device training, blocks may live on different devices.

@@ -1,10 +1,12 @@
-//! The [`Combination`] rules on one `[K, n]` block, on the device: the weighted sum, the
-//! column-wise rules (TrimmedMean, GradDrop) and the moving average (DB-MTL). Their host
-//! reference is [`combine_rows`](crate::method::combine_rows).
+//! The [`Combination`] rules on one block, on the device: the weighted sum, the column-wise
+//! rules (TrimmedMean, GradDrop) and the moving average (DB-MTL). Their host reference is
+//! [`combine_rows`](crate::method::combine_rows). A block kept as rows is processed chunk by
+//! chunk (see [`Block`]).
 
 use burn::tensor::backend::Backend;
 use burn::tensor::{Tensor, TensorData};
 
+use super::block::Block;
 use super::{combine_block, weights_tensor};
 use crate::MtlError;
 use crate::method::{Combination, UniformStream};
@@ -20,103 +22,96 @@ pub(crate) struct BlockOut<B: Backend> {
     pub jd: Option<Tensor<B, 1>>,
 }
 
-/// Applies `rule` to the block `j` (`[K, n]`) with the weights `w` (already scaled by any
-/// clipping factor). `buffer` is this block's moving-average buffer (`None`: zero), and
-/// `uniforms` the GradDrop draws (the next `n` are taken).
+/// Applies `rule` to `block` with the weights `w` (already scaled by any clipping factor).
+/// `buffer` is this block's moving-average buffer (`None`: zero), and `uniforms` the GradDrop
+/// draws (the next `n` are taken, in column order).
 pub(crate) fn combine_rule_block<B: Backend>(
-    j: Tensor<B, 2>,
+    block: Block<B>,
     w: &[f64],
     rule: &Combination,
     buffer: Option<Tensor<B, 2>>,
     uniforms: &mut Option<UniformStream<'_>>,
 ) -> Result<BlockOut<B>, MtlError> {
-    let [k, n] = j.dims();
-    let device = j.device();
-    let measured = |j: &Tensor<B, 2>, d: &Tensor<B, 1>| -> Tensor<B, 1> {
-        j.clone().matmul(d.clone().reshape([n, 1])).reshape([k])
-    };
-    match rule {
-        Combination::Weighted => {
-            let wt = weights_tensor::<B>(w, &device);
-            let d = match super::gram_chunk::<B>(&device) {
-                // CPU backends: chunk the columns so that the matmul's packed copy of J stays
-                // in cache (see `gram_block_chunked`).
-                Some(chunk) if n > chunk => Tensor::cat(
-                    (0..n)
-                        .step_by(chunk)
-                        .map(|a| {
-                            combine_block(wt.clone(), j.clone().narrow(1, a, chunk.min(n - a)))
-                        })
-                        .collect(),
-                    0,
-                ),
-                _ => combine_block(wt, j),
-            };
-            Ok(BlockOut {
-                d,
-                buffer: None,
-                jd: None,
-            })
-        }
-        Combination::TrimmedMean { trim } => {
-            crate::method::check_trim_pub(*trim, k)?;
-            let kept = k - 2 * trim;
-            let d = j
-                .clone()
-                .sort(0)
-                .narrow(0, *trim, kept)
-                .sum_dim(0)
-                .div_scalar(kept as f64)
-                .reshape([n]);
-            let jd = measured(&j, &d);
-            Ok(BlockOut {
-                d,
-                buffer: None,
-                jd: Some(jd),
-            })
-        }
-        Combination::GradDrop { .. } => {
-            let stream = uniforms.as_mut().ok_or_else(|| {
-                MtlError::InvalidConfig("graddrop: no uniform draws for this step".into())
-            })?;
-            let u: Vec<f32> = stream.take(n)?.into_iter().map(|v| v as f32).collect();
-            let u = Tensor::<B, 2>::from_data(TensorData::new(u, [1, n]), &device);
-            let sum = j.clone().sum_dim(0);
-            let abs = j.clone().abs().sum_dim(0);
-            // An all-zero column: purity 1/2 instead of NaN; nothing is kept there anyway.
-            let zero = abs.clone().equal_elem(0.0);
-            let purity = (sum.div(abs.mask_fill(zero, 1.0)) + 1.0).mul_scalar(0.5);
-            let keep_pos = purity.clone().greater(u.clone()).float();
-            let keep_neg = purity.lower(u).float();
-            let pos = j.clone().clamp_min(0.0).sum_dim(0);
-            let neg = j.clone().clamp_max(0.0).sum_dim(0);
-            let d = (keep_pos * pos + keep_neg * neg).reshape([n]);
-            let jd = measured(&j, &d);
-            Ok(BlockOut {
-                d,
-                buffer: None,
-                jd: Some(jd),
-            })
-        }
-        Combination::MovingAverage { decay, input_scale } => {
-            let s = Tensor::<B, 2>::from_data(
-                TensorData::new(
-                    input_scale.iter().map(|&v| v as f32).collect::<Vec<f32>>(),
-                    [k, 1],
-                ),
-                &device,
-            );
-            let fresh = j * s;
-            let new = match buffer {
-                Some(b) => b.mul_scalar(*decay) + fresh,
-                None => fresh,
-            };
-            let d = combine_block(weights_tensor::<B>(w, &device), new.clone());
-            Ok(BlockOut {
-                d,
-                buffer: Some(new),
-                jd: None,
-            })
-        }
+    let [k, n] = block.dims();
+    let device = block.device();
+    if let Combination::MovingAverage { decay, input_scale } = rule {
+        let s = Tensor::<B, 2>::from_data(
+            TensorData::new(
+                input_scale.iter().map(|&v| v as f32).collect::<Vec<f32>>(),
+                [k, 1],
+            ),
+            &device,
+        );
+        let fresh = block.into_stacked() * s;
+        let new = match buffer {
+            Some(b) => b.mul_scalar(*decay) + fresh,
+            None => fresh,
+        };
+        let d = combine_block(weights_tensor::<B>(w, &device), new.clone());
+        return Ok(BlockOut {
+            d,
+            buffer: Some(new),
+            jd: None,
+        });
     }
+    let wt = weights_tensor::<B>(w, &device);
+    let mut parts = Vec::new();
+    let mut jd: Option<Tensor<B, 1>> = None;
+    for (start, len) in block.ranges() {
+        let j = block.columns(start, len);
+        let d = match rule {
+            Combination::Weighted => combine_block(wt.clone(), j.clone()),
+            Combination::TrimmedMean { trim } => {
+                crate::method::check_trim_pub(*trim, k)?;
+                let kept = k - 2 * trim;
+                j.clone()
+                    .sort(0)
+                    .narrow(0, *trim, kept)
+                    .sum_dim(0)
+                    .div_scalar(kept as f64)
+                    .reshape([len])
+            }
+            Combination::GradDrop { .. } => {
+                let stream = uniforms.as_mut().ok_or_else(|| {
+                    MtlError::InvalidConfig("graddrop: no uniform draws for this step".into())
+                })?;
+                let u: Vec<f32> = stream.take(len)?.into_iter().map(|v| v as f32).collect();
+                let u = Tensor::<B, 2>::from_data(TensorData::new(u, [1, len]), &device);
+                let sum = j.clone().sum_dim(0);
+                let abs = j.clone().abs().sum_dim(0);
+                // An all-zero column: purity 1/2 instead of NaN; nothing is kept there anyway.
+                let zero = abs.clone().equal_elem(0.0);
+                let purity = (sum.div(abs.mask_fill(zero, 1.0)) + 1.0).mul_scalar(0.5);
+                let keep_pos = purity.clone().greater(u.clone()).float();
+                let keep_neg = purity.lower(u).float();
+                let pos = j.clone().clamp_min(0.0).sum_dim(0);
+                let neg = j.clone().clamp_max(0.0).sum_dim(0);
+                (keep_pos * pos + keep_neg * neg).reshape([len])
+            }
+            Combination::MovingAverage { .. } => unreachable!("handled above"),
+        };
+        if !rule.is_gram_linear() {
+            let part = j.matmul(d.clone().reshape([len, 1])).reshape([k]);
+            jd = Some(match jd {
+                None => part,
+                Some(acc) => acc + part,
+            });
+        }
+        parts.push(d);
+    }
+    let d = match parts.len() {
+        0 => Tensor::zeros([n], &device),
+        1 => parts.pop().expect("one part"),
+        _ => Tensor::cat(parts, 0),
+    };
+    let jd = match (jd, rule.is_gram_linear()) {
+        (Some(jd), _) => Some(jd),
+        (None, false) => Some(Tensor::zeros([k], &device)),
+        (None, true) => None,
+    };
+    Ok(BlockOut {
+        d,
+        buffer: None,
+        jd,
+    })
 }

@@ -12,6 +12,7 @@ use burn::optim::GradientsParams;
 use burn::tensor::backend::{AutodiffBackend, Backend};
 use burn::tensor::{Tensor, Transaction};
 
+use super::block::Block;
 use super::rules::combine_rule_block;
 use super::{Combined, TaskJacobian};
 use crate::MtlError;
@@ -64,14 +65,30 @@ impl<AB: AutodiffBackend> ModuleVisitor<AB> for CollectTasks<'_, AB> {
             }
             _ => {
                 let device = grads[present[0]].as_ref().expect("present").device();
-                let rows: Vec<Tensor<AB::InnerBackend, 2>> = grads
-                    .into_iter()
-                    .map(|g| match g {
-                        Some(g) => row(g.to_device(&device), n),
-                        None => Tensor::zeros([1, n], &device),
-                    })
-                    .collect();
-                self.jac.add_shared(param.id, Tensor::cat(rows, 0));
+                let block = match super::gram_chunk::<AB::InnerBackend>(&device) {
+                    // CPU backends: no stacking copy; the block is read in column chunks.
+                    Some(chunk) if n > chunk => Block::Rows {
+                        rows: grads
+                            .into_iter()
+                            .map(|g| match g {
+                                Some(g) => g.to_device(&device).reshape([n]),
+                                None => Tensor::zeros([n], &device),
+                            })
+                            .collect(),
+                        chunk,
+                    },
+                    _ => Block::Stacked(Tensor::cat(
+                        grads
+                            .into_iter()
+                            .map(|g| match g {
+                                Some(g) => row(g.to_device(&device), n),
+                                None => Tensor::zeros([1, n], &device),
+                            })
+                            .collect(),
+                        0,
+                    )),
+                };
+                self.jac.add_shared(param.id, block);
             }
         }
     }
@@ -117,7 +134,8 @@ impl<AB: AutodiffBackend> ModuleVisitor<AB> for CollectPacked<'_, AB> {
         } else if k >= 2 && D >= 1 && dims[0] == k * shape[0] && dims[1..] == shape.as_slice()[1..]
         {
             let n = shape.num_elements();
-            self.jac.add_shared(param.id, g.reshape([k, n]));
+            self.jac
+                .add_shared(param.id, Block::Stacked(g.reshape([k, n])));
         } else {
             self.error = Some(MtlError::InvalidConfig(format!(
                 "packed gradient of shape {dims:?} fits neither the parameter shape {:?} \
