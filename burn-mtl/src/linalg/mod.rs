@@ -12,7 +12,7 @@ mod shifted;
 mod simplex;
 
 pub use adam::HostAdam;
-pub use dual_cone::{DualConeResult, dual_cone_qp};
+pub use dual_cone::{DualConeResult, DualConeSolver, dual_cone_qp};
 pub use eigen::{pinv_sym, sym_eigen};
 pub use matrix::{Matrix, dot, norm};
 pub use power_eq::{PowerEqResult, solve_power_equation};

@@ -8,6 +8,12 @@ use super::{MethodSpec, Properties, Weighting, WeightingInput, Weights, check_in
 use crate::MtlError;
 use crate::linalg::{Matrix, sym_eigen};
 
+/// The relative eigenvalue cut-off of the cosine matrix of `n` non-zero rows whose Gram
+/// entries have relative precision `gram_eps`: `√n · eps` (see [`ConFig`]).
+fn cutoff(n: usize, gram_eps: f64) -> f64 {
+    (n as f64).sqrt() * gram_eps.max(f64::EPSILON)
+}
+
 /// TorchJD's `normalize` floor: `x / max(‖x‖, 1e-12)`; here on `‖x‖² = yᵀĜy`.
 const NORM_FLOOR_SQ: f64 = 1e-24;
 
@@ -32,14 +38,19 @@ const NORM_FLOOR_SQ: f64 = 1e-24;
 /// contributes nothing to `x` nor to the length).
 ///
 /// **Rank cut-off.** TorchJD takes `torch.linalg.pinv(U)`, which drops singular values of `U`
-/// below `max(K, P)·eps·σ_max`. The eigenvalues of `Ĝ` are `σ²`, and a Gram matrix only knows
-/// them to about `eps·λ_max` (relative precision of its entries), so we drop eigenvalues with
-/// `λ ≤ K'·eps·λ_max` (`K'` the number of non-zero rows, `eps` =
+/// below `max(K, P)·eps·σ_max`. The eigenvalues of `Ĝ` are `σ²`: a Gram matrix cannot resolve
+/// them that far down, since its entries carry a relative rounding error of about `eps`, and a
+/// symmetric `K'×K'` perturbation of independent entries of size `eps` has a spectral norm of
+/// about `√K'·eps` — the noise level of the small eigenvalues. We therefore drop eigenvalues
+/// with `λ ≤ √K'·eps·λ_max` (`K'` the number of non-zero rows, `eps` =
 /// [`WeightingInput::gram_eps`]: `f64::EPSILON` for a Gram accumulated in `f64`, `f32::EPSILON`
-/// for one read from `f32` tensors), as [`ImtlG`](super::ImtlG) does. This agrees with the
-/// reference except where `U` has a singular value between `max(K,P)·eps` and `√(K'·eps)`
-/// relative to the largest — a case where torch's answer is itself dominated by the round-off
-/// of `G` (reference README, the `f32_dev` of `conflict_triple_plane`).
+/// for one read from `f32` tensors). Keeping a noise eigenvalue would let round-off pick the
+/// direction; dropping a genuine one changes the answer completely, so near that level (`U`
+/// with a singular value within a small factor of `(√K'·eps)^½ ≈ 1e-8` of the largest, in
+/// `f64`) the Gram form and the reference may disagree — there the reference's own answer is
+/// set by the rounding of `G` (e.g. three unit gradients in a plane, rounded to `f32`: the
+/// reference README's `conflict_triple_plane`, whose `f32` and `f64` answers differ
+/// completely). All reference vectors pass, on the `f64` host path and the `f32` tensor path.
 ///
 /// **Degenerate cases.** All rows zero: zero weights, with a [`fallback`](Weights::fallback)
 /// note. `‖x‖ < 1e-12` (the preference is orthogonal to the span of the unit rows, e.g. three
@@ -85,12 +96,12 @@ impl ConFig {
     /// assert!(ConFig::new(Some(vec![f64::NAN])).is_err());
     /// ```
     pub fn new(pref: Option<Vec<f64>>) -> Result<Self, MtlError> {
-        if let Some(p) = &pref {
-            if p.is_empty() || p.iter().any(|v| !v.is_finite()) {
-                return Err(MtlError::InvalidConfig(format!(
-                    "config: pref must be a non-empty list of finite values, got {p:?}"
-                )));
-            }
+        if let Some(p) = &pref
+            && (p.is_empty() || p.iter().any(|v| !v.is_finite()))
+        {
+            return Err(MtlError::InvalidConfig(format!(
+                "config: pref must be a non-empty list of finite values, got {p:?}"
+            )));
         }
         Ok(Self { pref })
     }
@@ -147,7 +158,7 @@ impl Weighting for ConFig {
         }
         let (vals, vecs) = sym_eigen(&cos)?;
         let lmax = vals.iter().fold(0.0f64, |a, v| a.max(v.abs()));
-        let cut = n as f64 * input.gram_eps.max(f64::EPSILON) * lmax;
+        let cut = cutoff(n, input.gram_eps) * lmax;
         let p: Vec<f64> = live.iter().map(|&i| pref[i]).collect();
         // y = Ĝ⁺p, t = Ĝy (the projection of p on the span), q = yᵀĜy = ‖x‖².
         let (mut y, mut t, mut q) = (vec![0.0; n], vec![0.0; n], 0.0);

@@ -5,14 +5,15 @@
 use serde::{Deserialize, Serialize};
 
 use super::upgrad::{
-    NORM_EPS, REG_EPS, finish, prepare, project, properties, spec_eps, validate_eps,
+    NORM_EPS, Projector, REG_EPS, finish, prepare, properties, spec_eps, validate_eps,
 };
 use super::{MethodSpec, Properties, Weighting, WeightingInput, Weights};
 use crate::MtlError;
 
 /// DualProj: the Euclidean projection of the mean gradient `g0 = Gᵀp` (`p = 1/K`) onto the
 /// dual cone `{x : ⟨g_k, x⟩ ≥ 0 ∀k}`: `d = π_J(Gᵀp) = Gᵀv` with `v = argmin_{v ≥ p} vᵀMv`
-/// (one K-dimensional QP, solved exactly by [`dual_cone_qp`](crate::linalg::dual_cone_qp)).
+/// (one K-dimensional QP, solved exactly by [`dual_cone_qp`](crate::linalg::dual_cone_qp)'s
+/// active-set method).
 ///
 /// Numerics as TorchJD's `QuadprogProjector` and [`UpGrad`](super::UpGrad) (reference quirk 6):
 /// `M / trace(M)` (zero if the trace is below `norm_eps = 1e-4`), plus `reg_eps·I`
@@ -75,7 +76,7 @@ impl Weighting for DualProj {
 
     fn weights(&mut self, input: &WeightingInput<'_>) -> Result<Weights, MtlError> {
         let (k, a) = prepare("dualproj", self.norm_eps, self.reg_eps, input)?;
-        let (v, note) = project(&a, &vec![1.0 / k as f64; k], "dualproj");
+        let (v, note) = Projector::single(&a, "dualproj").project(&vec![1.0 / k as f64; k]);
         finish("dualproj", v, note)
     }
 

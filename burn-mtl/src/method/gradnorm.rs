@@ -239,8 +239,8 @@ impl GradNorm {
     fn shifted_losses(&self, losses: &[f64], first: bool) -> Result<Vec<f64>, MtlError> {
         let l = shift(losses, self.min_losses.as_deref());
         for (task, &v) in l.iter().enumerate() {
-            let bad = if first { !(v > 0.0) } else { !(v >= 0.0) };
-            if bad || !v.is_finite() {
+            let ok = if first { v > 0.0 } else { v >= 0.0 };
+            if !ok || !v.is_finite() {
                 return Err(MtlError::InvalidLoss {
                     task,
                     reason: format!(
@@ -322,7 +322,9 @@ impl Weighting for GradNorm {
                 }
             }
         }
-        let clamped: Vec<usize> = (0..k).filter(|&i| !(next[i] >= MIN_WEIGHT)).collect();
+        let clamped: Vec<usize> = (0..k)
+            .filter(|&i| next[i].is_nan() || next[i] < MIN_WEIGHT)
+            .collect();
         for &i in &clamped {
             next[i] = MIN_WEIGHT;
         }

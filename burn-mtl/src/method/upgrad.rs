@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{MethodSpec, Properties, Weighting, WeightingInput, Weights, check_input};
 use crate::MtlError;
-use crate::linalg::{Matrix, dual_cone_qp};
+use crate::linalg::{DualConeSolver, Matrix};
 
 /// TorchJD's default `norm_eps` (a trace below it is treated as zero).
 pub(crate) const NORM_EPS: f64 = 1e-4;
@@ -17,9 +17,10 @@ pub(crate) const REG_EPS: f64 = 1e-4;
 /// onto the dual cone `{x : ⟨g_k, x⟩ ≥ 0 ∀k}` of all task gradients and the projections are
 /// averaged: `d = Σ_i p_i π_J(g_i)` with `p = 1/K`. In Gram form (the paper's Prop. 1):
 /// `π_J(Gᵀ(p_i e_i)) = Gᵀv⁽ⁱ⁾` with `v⁽ⁱ⁾ = argmin_{v ≥ p_i e_i} vᵀMv`, so the weights are
-/// `w = Σ_i v⁽ⁱ⁾`. Each K-dimensional QP is solved exactly by
-/// [`dual_cone_qp`](crate::linalg::dual_cone_qp) (a primal active-set method; the reference
-/// uses quadprog).
+/// `w = Σ_i v⁽ⁱ⁾`. Each K-dimensional QP is solved exactly by one
+/// [`DualConeSolver`](crate::linalg::DualConeSolver) (a primal active-set method; the
+/// reference uses quadprog): the Gram matrix is scaled once and each QP is warm-started from
+/// the previous one's active set, so the K QPs cost little more than one.
 ///
 /// **Numerics, exactly as TorchJD's `QuadprogProjector`** (reference quirk 6): `M` is divided
 /// by its trace — or replaced by **zero** if the trace is below `norm_eps` (default `1e-4`), so
@@ -166,27 +167,54 @@ pub(crate) fn normalized_gram(m: &Matrix, norm_eps: f64, reg_eps: f64) -> Matrix
     a
 }
 
-/// Solves the dual-cone QP, with the documented fallback for an all-zero `A` (trace below
-/// `norm_eps` and `reg_eps = 0`, where TorchJD's quadprog raises): `v = u`, with a note.
-pub(crate) fn project(a: &Matrix, u: &[f64], name: &str) -> (Vec<f64>, Option<String>) {
-    if a.as_slice().iter().all(|&x| x == 0.0) {
-        return (
-            u.to_vec(),
-            Some(format!(
-                "{name}: the normalised Gram matrix is zero (trace below norm_eps, reg_eps = 0; \
-                 quadprog rejects this QP): every vector is in the dual cone, v = u"
-            )),
-        );
+/// The dual-cone QPs of one step (one [`DualConeSolver`], warm-started from QP to QP), with
+/// the documented fallback for an all-zero `A` (trace below `norm_eps` and `reg_eps = 0`,
+/// where TorchJD's quadprog raises): `v = u`, with a note.
+pub(crate) struct Projector {
+    solver: Option<DualConeSolver>,
+    name: &'static str,
+}
+
+impl Projector {
+    /// For several QPs on `a` (warm-started from a shared start).
+    pub(crate) fn new(a: &Matrix, name: &'static str) -> Self {
+        let zero = a.as_slice().iter().all(|&x| x == 0.0);
+        Self {
+            solver: (!zero).then(|| DualConeSolver::new(a)),
+            name,
+        }
     }
-    let r = dual_cone_qp(a, u);
-    let note = (!r.converged).then(|| {
-        format!(
-            "{name}: dual-cone QP stopped after {} active-set changes without meeting its \
-             KKT tolerance (round-off); best point returned",
-            r.iterations
-        )
-    });
-    (r.v, note)
+
+    /// For a single QP on `a` (cold start: building the shared start would not pay off).
+    pub(crate) fn single(a: &Matrix, name: &'static str) -> Self {
+        let mut p = Self::new(a, name);
+        p.solver = p.solver.map(DualConeSolver::cold);
+        p
+    }
+
+    /// `argmin_{v ≥ u} vᵀAv` and a note if a fallback was taken.
+    pub(crate) fn project(&mut self, u: &[f64]) -> (Vec<f64>, Option<String>) {
+        let name = self.name;
+        let Some(solver) = self.solver.as_mut() else {
+            return (
+                u.to_vec(),
+                Some(format!(
+                    "{name}: the normalised Gram matrix is zero (trace below norm_eps, \
+                     reg_eps = 0; quadprog rejects this QP): every vector is in the dual cone, \
+                     v = u"
+                )),
+            );
+        };
+        let r = solver.solve(u);
+        let note = (!r.converged).then(|| {
+            format!(
+                "{name}: dual-cone QP stopped after {} active-set changes without meeting its \
+                 KKT tolerance (round-off); best point returned",
+                r.iterations
+            )
+        });
+        (r.v, note)
+    }
 }
 
 impl Weighting for UpGrad {
@@ -200,9 +228,10 @@ impl Weighting for UpGrad {
         let mut w = vec![0.0; k];
         let mut notes = Vec::new();
         let mut u = vec![0.0; k];
+        let mut projector = Projector::new(&a, "upgrad");
         for i in 0..k {
             u[i] = p;
-            let (v, note) = project(&a, &u, "upgrad");
+            let (v, note) = projector.project(&u);
             u[i] = 0.0;
             for (wi, vi) in w.iter_mut().zip(v) {
                 *wi += vi;
