@@ -33,6 +33,9 @@ pub enum PathSel {
     Tensor,
     /// Both.
     Both,
+    /// The tensor path on burn-wgpu (`Wgpu<f32>`; needs xtask's `wgpu` feature), e.g. on
+    /// Mesa's software Vulkan driver in CI.
+    Wgpu,
 }
 
 impl PathSel {
@@ -41,6 +44,7 @@ impl PathSel {
             PathSel::Host => vec![Kind::Host],
             PathSel::Tensor => vec![Kind::Tensor],
             PathSel::Both => vec![Kind::Host, Kind::Tensor],
+            PathSel::Wgpu => vec![Kind::Wgpu],
         }
     }
 }
@@ -52,6 +56,8 @@ pub enum Kind {
     Host,
     /// Tensor `f32` (`NdArray<f32>`).
     Tensor,
+    /// Tensor `f32` on burn-wgpu.
+    Wgpu,
 }
 
 impl Kind {
@@ -59,6 +65,7 @@ impl Kind {
         match self {
             Kind::Host => "host",
             Kind::Tensor => "tensor",
+            Kind::Wgpu => "wgpu",
         }
     }
 }
@@ -553,21 +560,21 @@ fn record_of(r: &RefResult) -> Option<Value> {
 fn tolerance(tol: &Value, defaults: Option<&Value>, kind: Kind) -> (f64, f64) {
     let sfx = match kind {
         Kind::Host => "f64",
-        Kind::Tensor => "f32",
+        Kind::Tensor | Kind::Wgpu => "f32",
     };
     let get = |v: Option<&Value>, k: &str| v.and_then(|v| v.get(k)).and_then(Value::as_f64);
     let rtol = get(Some(tol), &format!("rtol_{sfx}"))
         .or_else(|| get(defaults, &format!("rtol_{sfx}")))
         .unwrap_or(match kind {
             Kind::Host => 1e-9,
-            Kind::Tensor => 1e-4,
+            Kind::Tensor | Kind::Wgpu => 1e-4,
         });
     let atol = get(Some(tol), &format!("atol_{sfx}"))
         .or_else(|| get(Some(tol), "atol"))
         .or_else(|| get(defaults, "atol"))
         .unwrap_or(match kind {
             Kind::Host => 1e-12,
-            Kind::Tensor => 1e-6,
+            Kind::Tensor | Kind::Wgpu => 1e-6,
         });
     (rtol, atol)
 }
@@ -583,6 +590,8 @@ fn compute(g: &[Vec<f64>], method: &mut Method, kind: Kind) -> Result<Vec<f64>, 
 struct SeqState {
     host: Option<Vec<Vec<f64>>>,
     tensor: Vec<burn::tensor::Tensor<NdArray<f32>, 2>>,
+    #[cfg(feature = "wgpu")]
+    wgpu: Vec<burn::tensor::Tensor<burn::backend::Wgpu<f32>, 2>>,
 }
 
 /// [`compute`] with the step's task losses (loss-based methods in sequences) and the state
@@ -637,6 +646,22 @@ fn compute_with_losses(
             )?;
             Ok(d)
         }
+        #[cfg(feature = "wgpu")]
+        Kind::Wgpu => {
+            let device = Default::default();
+            let (d, _) = burn_mtl::jacobian::aggregate_dense_with::<burn::backend::Wgpu<f32>>(
+                g,
+                method,
+                losses,
+                &device,
+                &mut state.wgpu,
+            )?;
+            Ok(d)
+        }
+        #[cfg(not(feature = "wgpu"))]
+        Kind::Wgpu => Err(MtlError::InvalidConfig(
+            "the wgpu path needs xtask built with `--features wgpu`".into(),
+        )),
     }
 }
 
