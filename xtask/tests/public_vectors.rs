@@ -37,15 +37,27 @@ fn public_vectors_pass_on_both_paths() {
 
 #[test]
 fn unknown_methods_are_skipped_not_failed() {
-    let methods = vec!["trimmed_mean".to_string(), "graddrop".to_string()];
+    // Every method id of the public file is now ours; a file with one unknown id and one known
+    // one: the unknown is listed as skipped, the known one is checked.
+    let file = std::env::temp_dir().join(format!("burn-mtl-unknown-{}.json", std::process::id()));
+    let json = r#"{"cases": [{"name": "tiny", "G": [[1.0, 0.0], [0.0, 1.0]], "results": [
+        {"method": "no_such_method", "d": [0.0, 0.0]},
+        {"method": "mean", "d": [0.5, 0.5]}]}]}"#;
+    std::fs::write(&file, json).unwrap();
     let mut out = Vec::new();
-    let s = run(Path::new(FILE), Some(&methods), PathSel::Host, &mut out).unwrap();
+    let s = run(&file, None, PathSel::Host, &mut out).unwrap();
+    let _ = std::fs::remove_file(&file);
     let report = String::from_utf8(out).unwrap();
-    assert_eq!((s.passed, s.failed), (0, 0), "{report}");
-    assert!(
-        report.contains("skipped: graddrop, trimmed_mean"),
-        "{report}"
-    );
+    assert_eq!((s.passed, s.failed), (1, 0), "{report}");
+    assert!(report.contains("skipped: no_such_method"), "{report}");
+}
+
+#[test]
+fn no_method_of_the_public_file_is_skipped() {
+    let mut out = Vec::new();
+    let s = run(Path::new(FILE), None, PathSel::Host, &mut out).unwrap();
+    let report = String::from_utf8(out).unwrap();
+    assert!(s.skipped.is_empty(), "{report}");
 }
 
 /// CAGrad (TorchJD and the official formula, SLSQP and exact-solver references) and

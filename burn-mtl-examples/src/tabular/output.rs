@@ -271,8 +271,92 @@ fn draw_curves(
     Ok(())
 }
 
+/// Draws `weights.svg`: one panel per method, the method's weight of each task (mean over the
+/// steps of each epoch, first seed) against the epoch, one line per task.
+///
+/// # Errors
+/// Drawing or writing the file failed.
+pub fn plot_weights(
+    result: &ExperimentResult,
+    path: &Path,
+    title: &str,
+) -> Result<(), TabularError> {
+    draw_weights(result, path, title)
+        .map_err(|e| TabularError::new(format!("drawing {}: {e}", path.display())))
+}
+
+fn draw_weights(
+    result: &ExperimentResult,
+    path: &Path,
+    title: &str,
+) -> Result<(), Box<dyn std::error::Error>> {
+    let panels = result.methods.len().max(1);
+    let cols = (panels as f64).sqrt().ceil() as usize;
+    let rows = panels.div_ceil(cols);
+    let (w, h) = (300 * cols as u32, 220 * rows as u32 + 40);
+    let root = SVGBackend::new(path, (w, h)).into_drawing_area();
+    root.fill(&WHITE)?;
+    let (top, body) = root.split_vertically(40);
+    top.titled(
+        &format!("{title}: task weights per epoch (one line per task)"),
+        ("sans-serif", 18),
+    )?;
+    let areas = body.split_evenly((rows, cols));
+    let epochs = result.config.epochs.max(2) as f64;
+    for (m, area) in result.methods.iter().zip(&areas) {
+        let curve: Vec<Vec<f64>> = m
+            .runs
+            .first()
+            .map(|r| r.weight_curve.clone())
+            .unwrap_or_default();
+        let ys: Vec<f64> = curve
+            .iter()
+            .flatten()
+            .copied()
+            .filter(|v| v.is_finite())
+            .collect();
+        let (lo, hi) = ys
+            .iter()
+            .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), &v| {
+                (a.min(v), b.max(v))
+            });
+        let (lo, hi) = if lo.is_finite() && hi > lo {
+            let pad = 0.05 * (hi - lo);
+            (lo - pad, hi + pad)
+        } else if lo.is_finite() {
+            (lo - 0.5, lo + 0.5)
+        } else {
+            (0.0, 1.0)
+        };
+        let mut chart = ChartBuilder::on(area)
+            .caption(&m.label, ("sans-serif", 13))
+            .margin(6)
+            .x_label_area_size(26)
+            .y_label_area_size(46)
+            .build_cartesian_2d(1f64..epochs, lo..hi)?;
+        chart
+            .configure_mesh()
+            .x_labels(5)
+            .x_label_formatter(&|x| format!("{x:.0}"))
+            .y_labels(4)
+            .label_style(("sans-serif", 10))
+            .draw()?;
+        for t in 0..result.tasks.len() {
+            let pts: Vec<(f64, f64)> = curve
+                .iter()
+                .enumerate()
+                .filter_map(|(e, row)| row.get(t).map(|&v| ((e + 1) as f64, v)))
+                .filter(|(_, v)| v.is_finite())
+                .collect();
+            chart.draw_series(LineSeries::new(pts, method_color(t).stroke_width(1)))?;
+        }
+    }
+    root.present()?;
+    Ok(())
+}
+
 /// Writes `summary.md` (with `heading` and `notes` above the table), `summary.csv`,
-/// `curves.csv` and `curves.svg` into `dir` (created if missing).
+/// `curves.csv`, `curves.svg` and `weights.svg` into `dir` (created if missing).
 ///
 /// # Errors
 /// A file could not be written.
@@ -288,5 +372,6 @@ pub fn write_all(
     std::fs::write(dir.join("summary.md"), md).map_err(io)?;
     std::fs::write(dir.join("summary.csv"), summary_csv(result)).map_err(io)?;
     std::fs::write(dir.join("curves.csv"), curves_csv(result)).map_err(io)?;
-    plot_curves(result, &dir.join("curves.svg"), heading)
+    plot_curves(result, &dir.join("curves.svg"), heading)?;
+    plot_weights(result, &dir.join("weights.svg"), heading)
 }

@@ -256,6 +256,9 @@ pub struct RunOutcome {
     pub first_rejection: Option<String>,
     /// The method's weights at the last accepted step.
     pub last_weights: Vec<f64>,
+    /// `weight_curve[e][i]`: the method's weight of `tasks[i]`, mean over the accepted steps
+    /// of epoch `e + 1` (empty rows for an epoch without an accepted step).
+    pub weight_curve: Vec<Vec<f64>>,
     /// Wall time.
     pub elapsed: Duration,
 }
@@ -367,11 +370,13 @@ pub fn train_run<B: AutodiffBackend>(
     let (mut rejected_steps, mut steps) = (0, 0);
     let mut first_rejection = None;
     let mut last_weights = Vec::new();
+    let mut weight_curve = Vec::with_capacity(config.epochs);
     let mut curve = Vec::with_capacity(config.epochs);
     let mut valid_curve = Vec::new();
     let task_refs: Vec<&Task> = tasks.iter().map(|&t| &data.tasks[t]).collect();
     for _ in 0..config.epochs {
         order.shuffle(&mut rng);
+        let (mut weight_sum, mut accepted) = (vec![0.0; tasks.len()], 0usize);
         for rows in order.chunks(config.batch_size) {
             let batch: Batch<B> = make_batch(fit, rows, tasks, data, device);
             let result = if loss_only {
@@ -389,6 +394,12 @@ pub fn train_run<B: AutodiffBackend>(
             };
             model = match result {
                 Ok((m, report)) => {
+                    if report.weights.len() == weight_sum.len() {
+                        accepted += 1;
+                        for (s, w) in weight_sum.iter_mut().zip(&report.weights) {
+                            *s += w;
+                        }
+                    }
                     last_weights = report.weights;
                     m
                 }
@@ -401,6 +412,11 @@ pub fn train_run<B: AutodiffBackend>(
             steps += 1;
             progress(1);
         }
+        weight_curve.push(if accepted > 0 {
+            weight_sum.iter().map(|s| s / accepted as f64).collect()
+        } else {
+            Vec::new()
+        });
         let inference = model.valid();
         curve.push(evaluate(&inference, data, &data.test, tasks, device));
         if let Some(v) = &valid {
@@ -420,6 +436,7 @@ pub fn train_run<B: AutodiffBackend>(
         steps,
         first_rejection,
         last_weights,
+        weight_curve,
         elapsed: began.elapsed(),
     })
 }
