@@ -194,20 +194,7 @@ fn draw_curves(
         if let Some(b) = &base {
             ys.extend(b[t].iter().map(|row| row[0]));
         }
-        ys.retain(|v| v.is_finite());
-        let (lo, hi) = ys
-            .iter()
-            .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), &v| {
-                (a.min(v), b.max(v))
-            });
-        let (lo, hi) = if lo.is_finite() && hi > lo {
-            let pad = 0.05 * (hi - lo);
-            (lo - pad, hi + pad)
-        } else if lo.is_finite() {
-            (lo - 1.0, lo + 1.0)
-        } else {
-            (0.0, 1.0)
-        };
+        let (lo, hi) = padded_range(&ys, 1.0);
         let mut chart = ChartBuilder::on(&areas[t])
             .caption(
                 format!("{} ({})", task.name, task.metric_name()),
@@ -271,6 +258,25 @@ fn draw_curves(
     Ok(())
 }
 
+/// The y range of a panel: the finite values' range padded by 5 %, `v ± half_width` when
+/// they are all equal, `0..1` when there are none.
+fn padded_range(ys: &[f64], half_width: f64) -> (f64, f64) {
+    let (lo, hi) = ys
+        .iter()
+        .filter(|v| v.is_finite())
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), &v| {
+            (a.min(v), b.max(v))
+        });
+    if lo.is_finite() && hi > lo {
+        let pad = 0.05 * (hi - lo);
+        (lo - pad, hi + pad)
+    } else if lo.is_finite() {
+        (lo - half_width, lo + half_width)
+    } else {
+        (0.0, 1.0)
+    }
+}
+
 /// Draws `weights.svg`: one panel per method, the method's weight of each task (mean over the
 /// steps of each epoch, first seed) against the epoch, one line per task.
 ///
@@ -309,25 +315,8 @@ fn draw_weights(
             .first()
             .map(|r| r.weight_curve.clone())
             .unwrap_or_default();
-        let ys: Vec<f64> = curve
-            .iter()
-            .flatten()
-            .copied()
-            .filter(|v| v.is_finite())
-            .collect();
-        let (lo, hi) = ys
-            .iter()
-            .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), &v| {
-                (a.min(v), b.max(v))
-            });
-        let (lo, hi) = if lo.is_finite() && hi > lo {
-            let pad = 0.05 * (hi - lo);
-            (lo - pad, hi + pad)
-        } else if lo.is_finite() {
-            (lo - 0.5, lo + 0.5)
-        } else {
-            (0.0, 1.0)
-        };
+        let ys: Vec<f64> = curve.iter().flatten().copied().collect();
+        let (lo, hi) = padded_range(&ys, 0.5);
         let mut chart = ChartBuilder::on(area)
             .caption(&m.label, ("sans-serif", 13))
             .margin(6)

@@ -587,26 +587,7 @@ fn global_norm_clipping_bounds_the_whole_update() {
     let b = batch(tasks, 19);
     let lr = 0.5;
     for (max, expect_clip) in [(1e-3, true), (1e6, false)] {
-        let mut optim = MultiTaskOptimizerConfig::new()
-            .with_method("mgda".parse().unwrap())
-            .with_max_grad_norm(Some(max))
-            .init::<B, _>(SgdConfig::new().init::<B, Net<B>>());
-        let (m2, r) = optim
-            .step(
-                lr,
-                m.clone(),
-                TaskGradients::per_task(&m, tasks, |m, k| m.task_loss(&b, k)),
-            )
-            .unwrap();
-        // ‖θ' − θ‖ / lr is the global norm of the update actually applied (shared + heads).
-        let moved: f64 = params(&m2)
-            .iter()
-            .flatten()
-            .zip(params(&m).iter().flatten())
-            .map(|(a, b)| ((a - b) as f64).powi(2))
-            .sum::<f64>()
-            .sqrt()
-            / lr;
+        let (moved, r) = clipped_sgd_step("mgda", max, lr, &m, &b, tasks);
         let full =
             (r.update_norm.powi(2) + r.head_grad_norms.iter().map(|n| n * n).sum::<f64>()).sqrt();
         if expect_clip {
@@ -634,6 +615,38 @@ fn global_norm_clipping_bounds_the_whole_update() {
         )
         .unwrap_err();
     assert!(matches!(err.error, MtlError::InvalidConfig(_)));
+}
+
+/// One SGD step of `spec` with global-norm clipping at `max`: `‖θ' − θ‖ / lr`, the global norm
+/// of the update actually applied (shared + heads), and the report.
+fn clipped_sgd_step(
+    spec: &str,
+    max: f64,
+    lr: f64,
+    m: &Net<B>,
+    b: &Batch,
+    tasks: usize,
+) -> (f64, burn_mtl::StepReport) {
+    let mut optim = MultiTaskOptimizerConfig::new()
+        .with_method(spec.parse().unwrap())
+        .with_max_grad_norm(Some(max))
+        .init::<B, _>(SgdConfig::new().init::<B, Net<B>>());
+    let (m2, r) = optim
+        .step(
+            lr,
+            m.clone(),
+            TaskGradients::per_task(m, tasks, |m, k| m.task_loss(b, k)),
+        )
+        .unwrap();
+    let moved = params(&m2)
+        .iter()
+        .flatten()
+        .zip(params(m).iter().flatten())
+        .map(|(a, b)| ((a - b) as f64).powi(2))
+        .sum::<f64>()
+        .sqrt()
+        / lr;
+    (moved, r)
 }
 
 impl Net<B> {
@@ -918,26 +931,7 @@ fn column_wise_and_moving_average_methods_resume_and_clip() {
     let m = model(tasks, 40);
     let b = batch(tasks, 41);
     for spec in ["graddrop:seed=1", "db_mtl", "trimmed_mean"] {
-        let mut optim = MultiTaskOptimizerConfig::new()
-            .with_method(spec.parse().unwrap())
-            .with_max_grad_norm(Some(1e-3))
-            .init::<B, _>(SgdConfig::new().init::<B, Net<B>>());
-        let lr = 0.5;
-        let (m2, r) = optim
-            .step(
-                lr,
-                m.clone(),
-                TaskGradients::per_task(&m, tasks, |m, k| m.task_loss(&b, k)),
-            )
-            .unwrap();
-        let moved: f64 = params(&m2)
-            .iter()
-            .flatten()
-            .zip(params(&m).iter().flatten())
-            .map(|(a, b)| ((a - b) as f64).powi(2))
-            .sum::<f64>()
-            .sqrt()
-            / lr;
+        let (moved, r) = clipped_sgd_step(spec, 1e-3, 0.5, &m, &b, tasks);
         assert!(r.clip_scale.unwrap() < 1.0, "{spec}");
         assert!(
             (moved - 1e-3).abs() <= 2e-2 * 1e-3,
