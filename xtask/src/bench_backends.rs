@@ -715,7 +715,7 @@ fn breakdown<AB: AutodiffBackend>(
     warmup: usize,
     device: &AB::Device,
 ) -> Vec<String> {
-    use burn_mtl::jacobian::{combine_block, gram_block, weights_tensor};
+    use burn_mtl::jacobian::{combine_block, gram_block, gram_block_chunked, weights_tensor};
     type IB<AB> = <AB as AutodiffBackend>::InnerBackend;
     let k = problem.mats.len();
     let p: usize = problem
@@ -766,20 +766,10 @@ fn breakdown<AB: AutodiffBackend>(
         stage(
             &format!("gram_block over column chunks of {c} (slice views) + sum + read"),
             &mut || {
-                let mut acc: Option<Tensor<IB<AB>, 2>> = None;
-                for j in &stacked {
-                    let n = j.dims()[1];
-                    let mut a = 0;
-                    while a < n {
-                        let b = (a + c).min(n);
-                        let part = gram_block(&j.clone().slice([0..k, a..b]));
-                        acc = Some(match acc.take() {
-                            None => part,
-                            Some(x) => x + part,
-                        });
-                        a = b;
-                    }
-                }
+                let acc = stacked
+                    .iter()
+                    .map(|j| gram_block_chunked(j, c))
+                    .reduce(|x, y| x + y);
                 if let Some(g) = acc {
                     let _ = g.into_data();
                 }

@@ -607,24 +607,11 @@ fn compute_with_losses(
         Kind::Host => {
             let gm = Matrix::from_rows(g)?;
             let m = gm.gram();
-            let history = method.keeps_history().then(|| match &state.host {
-                Some(b) => {
-                    let dot = |x: &[f64], y: &[f64]| x.iter().zip(y).map(|(a, b)| a * b).sum();
-                    let k = g.len();
-                    let mat = |f: &dyn Fn(usize, usize) -> f64| {
-                        Matrix::from_rows(
-                            &(0..k)
-                                .map(|i| (0..k).map(|j| f(i, j)).collect())
-                                .collect::<Vec<Vec<f64>>>(),
-                        )
-                    };
-                    History {
-                        previous: mat(&|i, j| dot(&b[i], &b[j])).expect("K×K"),
-                        cross: mat(&|i, j| dot(&b[i], &g[j])).expect("K×K"),
-                    }
-                }
-                None => History::zeros(g.len()),
-            });
+            let history = match (&state.host, method.keeps_history()) {
+                (Some(b), true) => Some(History::from_rows(b, g)?),
+                (None, true) => Some(History::zeros(g.len())),
+                (_, false) => None,
+            };
             let mut input = WeightingInput::new(&m);
             if let Some(l) = losses {
                 input = input.with_losses(l);

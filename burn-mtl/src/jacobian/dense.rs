@@ -8,7 +8,7 @@ use super::gram_block;
 use super::rules::combine_rule_block;
 use crate::MtlError;
 use crate::linalg::Matrix;
-use crate::method::{Combination, History, Weighting, WeightingInput, Weights};
+use crate::method::{Combination, Weighting, WeightingInput, Weights};
 
 /// Aggregates the Jacobian `G` (K rows of P values) on backend `B`: the columns are split into
 /// a few parameter-like blocks (uneven sizes, as in a real model), the Gram matrix is
@@ -113,16 +113,10 @@ pub fn aggregate_dense_with<B: Backend>(
         Matrix::zeros(k, k)
     };
     super::symmetrize(&mut gram);
-    let hist = tracks.then(|| match (data.next(), data.next()) {
-        (Some(p), Some(c)) => {
-            let mut previous = Matrix::new(k, k, p.iter::<f64>().collect()).expect("K*K");
-            super::symmetrize(&mut previous);
-            History {
-                previous,
-                cross: Matrix::new(k, k, c.iter::<f64>().collect()).expect("K*K"),
-            }
-        }
-        _ => History::zeros(k),
+    let hist = tracks.then(|| {
+        let mut values = || data.next().map(|d| d.iter::<f64>().collect());
+        let (previous, cross) = (values(), values());
+        super::history_from_read(k, previous, cross)
     });
     if let Some(task) = (0..k).find(|&t| gram.row(t).iter().any(|v| !v.is_finite())) {
         return Err(MtlError::NonFinite {

@@ -449,17 +449,10 @@ impl<B: Backend> TaskJacobian<B> {
         let cross = next(slots[4]);
         let mut gram = Matrix::new(k, k, gram).expect("Gram read back with K*K entries");
         symmetrize(&mut gram);
-        let history = self.history.as_ref().map(|_| match (previous, cross) {
-            (Some(p), Some(c)) => {
-                let mut previous = Matrix::new(k, k, p).expect("K*K entries");
-                symmetrize(&mut previous);
-                History {
-                    previous,
-                    cross: Matrix::new(k, k, c).expect("K*K entries"),
-                }
-            }
-            _ => History::zeros(k),
-        });
+        let history = self
+            .history
+            .as_ref()
+            .map(|_| history_from_read(k, previous, cross));
         HostRead {
             gram,
             head_sq_norms,
@@ -495,6 +488,22 @@ impl<B: Backend> TaskJacobian<B> {
             });
         }
         visitors::combine::<AB, M>(module, self, w, combination, head_scale)
+    }
+}
+
+/// The moving-average buffer's Gram data from the values read back (`BBᵀ`, made symmetric,
+/// and `BGᵀ`, both K×K); zeros when nothing was read (no buffer yet).
+fn history_from_read(k: usize, previous: Option<Vec<f64>>, cross: Option<Vec<f64>>) -> History {
+    match (previous, cross) {
+        (Some(p), Some(c)) => {
+            let mut previous = Matrix::new(k, k, p).expect("K*K entries");
+            symmetrize(&mut previous);
+            History {
+                previous,
+                cross: Matrix::new(k, k, c).expect("K*K entries"),
+            }
+        }
+        _ => History::zeros(k),
     }
 }
 

@@ -178,6 +178,32 @@ impl History {
         }
     }
 
+    /// The Gram data of a host buffer `B` (K rows) with this step's gradients `G` (K rows of
+    /// the same length): the host counterpart of what the optimizer accumulates on the device.
+    ///
+    /// ```
+    /// use burn_mtl::method::History;
+    /// let h = History::from_rows(&[vec![1.0, 0.0], vec![0.0, 2.0]], &[vec![3.0, 1.0], vec![1.0, 1.0]]).unwrap();
+    /// assert_eq!(h.previous.get(1, 1), 4.0);
+    /// assert_eq!(h.cross.get(1, 0), 2.0); // ⟨B_1, g_0⟩
+    /// ```
+    pub fn from_rows(buffer: &[Vec<f64>], rows: &[Vec<f64>]) -> Result<Self, MtlError> {
+        let k = rows.len();
+        if buffer.len() != k {
+            return Err(MtlError::TaskCount {
+                expected: k,
+                got: buffer.len(),
+            });
+        }
+        let cross = (0..k)
+            .flat_map(|a| (0..k).map(move |b| crate::linalg::dot(&buffer[a], &rows[b])))
+            .collect();
+        Ok(Self {
+            previous: Matrix::from_rows(buffer)?.gram(),
+            cross: Matrix::new(k, k, cross)?,
+        })
+    }
+
     /// The Gram matrix of the updated buffer `B' = decay · B + diag(s) · G`, given this step's
     /// Gram matrix `M = G Gᵀ`:
     /// `B'B'ᵀ = decay² BBᵀ + decay (BGᵀ S + S G Bᵀ) + S M S`.

@@ -860,23 +860,10 @@ fn column_wise_rules_and_moving_average_match_the_host_reference() {
             let (rows, losses) = host_rows(&m, &b, tasks);
             let g = Matrix::from_rows(&rows).unwrap();
             let gram = g.gram();
-            let history = buffer.as_ref().map_or(History::zeros(tasks), |buf| History {
-                previous: Matrix::from_rows(buf).unwrap().gram(),
-                cross: Matrix::new(
-                    tasks,
-                    tasks,
-                    (0..tasks)
-                        .flat_map(|i| {
-                            let rows = &rows;
-                            let buf = &buf;
-                            (0..tasks).map(move |j| {
-                                buf[i].iter().zip(&rows[j]).map(|(a, c)| a * c).sum()
-                            })
-                        })
-                        .collect(),
-                )
-                .unwrap(),
-            });
+            let history = match &buffer {
+                Some(buf) => History::from_rows(buf, &rows).unwrap(),
+                None => History::zeros(tasks),
+            };
             let input = WeightingInput::new(&gram)
                 .with_losses(&losses)
                 .with_history(&history);
