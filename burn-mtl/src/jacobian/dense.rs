@@ -1,10 +1,12 @@
 //! Aggregation of a dense Jacobian given as rows: the tensor path of the reference checks and
 //! of the benchmarks, through the same block functions the optimizer uses.
 
+use burn::module::ParamId;
 use burn::tensor::backend::Backend;
-use burn::tensor::{Tensor, TensorData, Transaction};
+use burn::tensor::{Tensor, TensorData};
 
-use super::gram_block;
+use super::TaskJacobian;
+use super::block::Block;
 use super::rules::combine_rule_block;
 use crate::MtlError;
 use crate::linalg::Matrix;
@@ -62,62 +64,43 @@ pub fn aggregate_dense_with<B: Backend>(
     }
     let g = Matrix::from_rows(rows)?;
     let p = g.cols();
-    let blocks: Vec<Tensor<B, 2>> = split_points(p)
+    // Each block goes into a `TaskJacobian` under a fixed id, as a model parameter would: the
+    // same layout choice (host buffers on CPU backends, stacked elsewhere), Gram
+    // accumulation, history Gram data and single read as in the optimizer.
+    let mut jac = TaskJacobian::<B>::empty(k);
+    let ids: Vec<ParamId> = split_points(p)
         .windows(2)
-        .map(|r| {
+        .enumerate()
+        .map(|(i, r)| {
             let (a, b) = (r[0], r[1]);
-            let mut data = Vec::with_capacity(k * (b - a));
-            for row in rows {
-                data.extend(row[a..b].iter().map(|&v| v as f32));
-            }
-            Tensor::from_data(TensorData::new(data, [k, b - a]), device)
+            let block_rows = rows
+                .iter()
+                .map(|row| {
+                    let data: Vec<f32> = row[a..b].iter().map(|&v| v as f32).collect();
+                    Some(Tensor::<B, 1>::from_data(
+                        TensorData::new(data, [b - a]),
+                        device,
+                    ))
+                })
+                .collect();
+            let id = ParamId::from(i as u64);
+            jac.add_shared(id, Block::from_task_rows(block_rows, b - a, device));
+            id
         })
         .collect();
     let tracks = method.keeps_history();
-    if tracks && !history.is_empty() && history.len() != blocks.len() {
+    if tracks && !history.is_empty() && history.len() != ids.len() {
         return Err(MtlError::InvalidConfig(format!(
             "aggregate_dense_with: {} history blocks for {} blocks (P changed?)",
             history.len(),
-            blocks.len()
+            ids.len()
         )));
     }
-    let gram = blocks.iter().map(gram_block).reduce(|a, b| a + b);
-    let gram_eps = gram
-        .as_ref()
-        .map_or(f64::EPSILON, |t| super::dtype_eps(t.dtype()));
-    let mut tx = Transaction::default();
-    let has_gram = gram.is_some();
-    if let Some(t) = gram {
-        tx = tx.register(t);
+    if tracks {
+        jac.attach_history(ids.iter().copied().zip(history.drain(..)).collect());
     }
-    let history_grams = (tracks && !history.is_empty()).then(|| {
-        let prev = history
-            .iter()
-            .map(|b| b.clone().matmul(b.clone().transpose()))
-            .reduce(|a, b| a + b);
-        let cross = history
-            .iter()
-            .zip(&blocks)
-            .map(|(b, j)| b.clone().matmul(j.clone().transpose()))
-            .reduce(|a, b| a + b);
-        (prev, cross)
-    });
-    if let Some((Some(prev), Some(cross))) = &history_grams {
-        tx = tx.register(prev.clone()).register(cross.clone());
-    }
-    let mut data = tx.execute().into_iter();
-    let mut gram = if has_gram {
-        let d = data.next().expect("registered");
-        Matrix::new(k, k, d.iter::<f64>().collect())?
-    } else {
-        Matrix::zeros(k, k)
-    };
-    super::symmetrize(&mut gram);
-    let hist = tracks.then(|| {
-        let mut values = || data.next().map(|d| d.iter::<f64>().collect());
-        let (previous, cross) = (values(), values());
-        super::history_from_read(k, previous, cross)
-    });
+    let read = jac.read();
+    let (gram, gram_eps, hist) = (read.gram, read.gram_eps, read.history);
     if let Some(task) = (0..k).find(|&t| gram.row(t).iter().any(|v| !v.is_finite())) {
         return Err(MtlError::NonFinite {
             task,
@@ -136,24 +119,21 @@ pub fn aggregate_dense_with<B: Backend>(
         Combination::GradDrop { uniforms } => Some(uniforms.stream()),
         _ => None,
     };
-    let mut old = std::mem::take(history).into_iter();
-    let mut new_history = Vec::new();
-    let mut parts = Vec::with_capacity(blocks.len());
-    for j in blocks {
+    let mut old = jac.history.take().unwrap_or_default();
+    let mut parts = Vec::with_capacity(ids.len());
+    for id in &ids {
+        let j = jac.shared.remove(id).expect("added above");
         let out = combine_rule_block(
-            super::block::Block::Stacked(j),
+            j,
             &weights.weights,
             &weights.combination,
-            old.next(),
+            old.remove(id),
             &mut uniforms,
         )?;
         if let Some(b) = out.buffer {
-            new_history.push(b);
+            history.push(b);
         }
         parts.push(out.d);
-    }
-    if tracks {
-        *history = new_history;
     }
     let d = if parts.is_empty() {
         Vec::new()

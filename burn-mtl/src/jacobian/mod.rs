@@ -15,6 +15,7 @@
 
 mod block;
 mod dense;
+mod host;
 mod ops;
 mod pack;
 mod rules;
@@ -92,6 +93,13 @@ pub fn gram_block_chunked<B: Backend>(j: &Tensor<B, 2>, chunk: usize) -> Tensor<
 pub fn gram_chunk<B: Backend>(device: &B::Device) -> Option<usize> {
     let name = B::name(device).to_lowercase();
     (name.contains("ndarray") || name.contains("flex")).then_some(CPU_GRAM_CHUNK)
+}
+
+/// Whether tensors on `device` live in host memory (the CPU backends ndarray and flex), so
+/// that the jacobian layer works on the gradients' own buffers ([`Block`](block::Block)'s
+/// host layout) instead of through tensor ops.
+pub(crate) fn host_memory<B: Backend>(device: &B::Device) -> bool {
+    gram_chunk::<B>(device).is_some()
 }
 
 /// `wᵀ J` for one `[K, n]` block: the combined update `Σ_k w_k J[k]` as `[n]`.
@@ -193,6 +201,8 @@ pub struct TaskJacobian<B: Backend> {
     private: GradientsParams,
     private_task: HashMap<ParamId, Option<usize>>,
     gram: Option<Tensor<B, 2>>,
+    /// The Gram contribution of the blocks kept in host memory (K×K, f64).
+    host_gram: Option<Vec<f64>>,
     block: Option<Tensor<B, 2>>,
     /// Squared norms of the private gradients per task; slot K: task unknown.
     head_sq: Vec<Option<Tensor<B, 1>>>,
@@ -263,6 +273,7 @@ impl<B: Backend> TaskJacobian<B> {
             private: GradientsParams::new(),
             private_task: HashMap::new(),
             gram: None,
+            host_gram: None,
             block: None,
             head_sq: vec![None; k + 1],
             losses: None,
@@ -365,7 +376,13 @@ impl<B: Backend> TaskJacobian<B> {
     }
 
     pub(crate) fn add_shared(&mut self, id: ParamId, j: block::Block<B>) {
-        let part = j.gram();
+        if let block::Block::Host { rows, .. } = &j {
+            let k = self.k;
+            rows.gram_into(self.host_gram.get_or_insert_with(|| vec![0.0; k * k]));
+            self.shared.insert(id, j);
+            return;
+        }
+        let part = j.sum_over_chunks(|_, c| gram_block(&c));
         self.gram = Some(match self.gram.take() {
             None => part,
             // Under sharded multi-device training, blocks may live on different devices.
@@ -396,10 +413,12 @@ impl<B: Backend> TaskJacobian<B> {
         let k = self.k;
         let mut tx = Transaction::<B>::default();
         let mut slots = [false; 5];
-        let gram_eps = self
-            .gram
-            .as_ref()
-            .map_or(f64::EPSILON, |g| dtype_eps(g.dtype()));
+        let gram_eps = match (&self.gram, &self.host_gram) {
+            (Some(g), _) => dtype_eps(g.dtype()),
+            // Host blocks hold f32 gradients.
+            (None, Some(_)) => dtype_eps(DType::F32),
+            (None, None) => f64::EPSILON,
+        };
         if let Some(g) = &self.gram {
             tx = tx.register(g.clone());
             slots[0] = true;
@@ -430,7 +449,12 @@ impl<B: Backend> TaskJacobian<B> {
                 None
             }
         };
-        let gram = next(slots[0]).unwrap_or_else(|| vec![0.0; k * k]);
+        let mut gram = next(slots[0]).unwrap_or_else(|| vec![0.0; k * k]);
+        if let Some(h) = &self.host_gram {
+            for (g, v) in gram.iter_mut().zip(h) {
+                *g += v;
+            }
+        }
         let mut head_vals = next(slots[1]).unwrap_or_default().into_iter();
         let mut head_sq_norms: Vec<f64> = self
             .head_sq

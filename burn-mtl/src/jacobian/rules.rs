@@ -32,6 +32,19 @@ pub(crate) fn combine_rule_block<B: Backend>(
     buffer: Option<Tensor<B, 2>>,
     uniforms: &mut Option<UniformStream<'_>>,
 ) -> Result<BlockOut<B>, MtlError> {
+    let block = match (block, rule) {
+        (Block::Host { rows, device }, Combination::Weighted) => {
+            let n = rows.n;
+            let w32: Vec<f32> = w.iter().map(|&v| v as f32).collect();
+            let d = rows.combine(&w32);
+            return Ok(BlockOut {
+                d: Tensor::from_data(TensorData::new(d, [n]), &device),
+                buffer: None,
+                jd: None,
+            });
+        }
+        (block, _) => block.into_tensor_rows(),
+    };
     let [k, n] = block.dims();
     let device = block.device();
     if let Combination::MovingAverage { decay, input_scale } = rule {

@@ -9,7 +9,7 @@ use std::marker::PhantomData;
 
 use burn::module::{AutodiffModule, ModuleVisitor, Param, ParamId};
 use burn::optim::GradientsParams;
-use burn::tensor::backend::{AutodiffBackend, Backend};
+use burn::tensor::backend::AutodiffBackend;
 use burn::tensor::{Tensor, Transaction};
 
 use super::block::Block;
@@ -17,11 +17,6 @@ use super::rules::combine_rule_block;
 use super::{Combined, TaskJacobian};
 use crate::MtlError;
 use crate::method::{Combination, UniformStream};
-
-/// Flattens a gradient to one `[1, n]` row.
-fn row<B: Backend, const D: usize>(g: Tensor<B, D>, n: usize) -> Tensor<B, 2> {
-    g.reshape([1, n])
-}
 
 struct CollectTasks<'a, AB: AutodiffBackend> {
     per_task: Vec<GradientsParams>,
@@ -65,29 +60,7 @@ impl<AB: AutodiffBackend> ModuleVisitor<AB> for CollectTasks<'_, AB> {
             }
             _ => {
                 let device = grads[present[0]].as_ref().expect("present").device();
-                let block = match super::gram_chunk::<AB::InnerBackend>(&device) {
-                    // CPU backends: no stacking copy; the block is read in column chunks.
-                    Some(chunk) if n > chunk => Block::Rows {
-                        rows: grads
-                            .into_iter()
-                            .map(|g| match g {
-                                Some(g) => g.to_device(&device).reshape([n]),
-                                None => Tensor::zeros([n], &device),
-                            })
-                            .collect(),
-                        chunk,
-                    },
-                    _ => Block::Stacked(Tensor::cat(
-                        grads
-                            .into_iter()
-                            .map(|g| match g {
-                                Some(g) => row(g.to_device(&device), n),
-                                None => Tensor::zeros([1, n], &device),
-                            })
-                            .collect(),
-                        0,
-                    )),
-                };
+                let block = Block::from_task_rows(grads, n, &device);
                 self.jac.add_shared(param.id, block);
             }
         }

@@ -362,10 +362,16 @@ fn packed_learner_path_equals_the_custom_loop() {
     }
     assert_eq!(c.steps(), 1);
     assert_eq!(c.num_tasks(), Some(tasks));
-    assert_eq!(
-        a.last_report().unwrap().weights,
-        c.last_report().unwrap().weights
+    // On CPU backends the per-task layout forms the Gram matrix from the gradients' host
+    // buffers (f64 tile sums) and the packed layout with an f32 matmul: equal to f32 rounding.
+    let (wa, wc) = (
+        &a.last_report().unwrap().weights,
+        &c.last_report().unwrap().weights,
     );
+    assert_eq!(wa.len(), wc.len());
+    for (x, y) in wa.iter().zip(wc) {
+        assert!((x - y).abs() <= 1e-6, "weights {wa:?} vs {wc:?}");
+    }
 }
 
 /// Checkpoints of the stateful Gram-engine methods resume bit for bit.

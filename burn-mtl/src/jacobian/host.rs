@@ -1,0 +1,629 @@
+//! Blocks whose K task gradients sit in host memory: on the CPU backends (ndarray, flex) a
+//! gradient read with `Tensor::into_data` hands over its own buffer (no copy when the
+//! gradient is not shared), and the Gram matrix and the weighted sum are computed here, on
+//! those buffers, in one pass each.
+//!
+//! Why not Burn's ops: on a CPU backend `J Jᵀ` for a `[K, n]` block goes through a general
+//! matmul that packs both operands and pads the K×K output to its register tiles, and the
+//! rows first have to be copied into `[K, c]` chunks. Measured at K = 10, P = 1e7 (single
+//! thread, `docs/bench/findings.md`), that is 8–20× the time of reading the gradients once;
+//! the kernels below are a tiled symmetric rank-K product (`syrk`) and a streaming
+//! `Σ_k w_k g_k` written into one of the gradient buffers, both close to that read time.
+//!
+//! Accumulation: within a tile of at most [`tile_cols`] columns the products are summed in
+//! f32 lanes (≤ 512 terms per lane), the tiles' sums in f64, so the Gram matrix is more exact
+//! than a single f32 matmul over `n` columns. On x86-64 the loops are compiled three times
+//! (AVX-512, AVX2 + FMA, baseline) and the widest the CPU has is chosen at run time.
+
+/// One shared parameter's K task gradients as host buffers (`None`: the task has no gradient
+/// there, a zero row). Every present row has `n` values.
+#[derive(Clone, Debug)]
+pub(crate) struct HostRows {
+    pub(crate) rows: Vec<Option<Vec<f32>>>,
+    pub(crate) n: usize,
+}
+
+impl HostRows {
+    /// The rows' contribution `J Jᵀ` added to `out` (K×K, row-major, both triangles).
+    pub(crate) fn gram_into(&self, out: &mut [f64]) {
+        let k = self.rows.len();
+        debug_assert_eq!(out.len(), k * k);
+        let present: Vec<(usize, &[f32])> = self
+            .rows
+            .iter()
+            .enumerate()
+            .filter_map(|(i, r)| r.as_deref().map(|r| (i, r)))
+            .collect();
+        let slices: Vec<&[f32]> = present.iter().map(|(_, r)| *r).collect();
+        let m = slices.len();
+        let mut g = vec![0.0f64; m * m];
+        gram_lower(&slices, self.n, &mut g);
+        for (a, (i, _)) in present.iter().enumerate() {
+            for (b, (j, _)) in present.iter().enumerate().take(a + 1) {
+                let v = g[a * m + b];
+                out[i * k + j] += v;
+                if i != j {
+                    out[j * k + i] += v;
+                }
+            }
+        }
+    }
+
+    /// `Σ_k w_k g_k` (f32 weights, as on the tensor path), written into the buffer of the
+    /// first present row, which is returned. Zero when no row is present.
+    pub(crate) fn combine(self, w: &[f32]) -> Vec<f32> {
+        let n = self.n;
+        let mut present: Vec<(f32, Vec<f32>)> = self
+            .rows
+            .into_iter()
+            .zip(w)
+            .filter_map(|(r, &wk)| r.map(|r| (wk, r)))
+            .collect();
+        if present.is_empty() {
+            return vec![0.0; n];
+        }
+        let (w0, mut out) = present.remove(0);
+        let others: Vec<(f32, &[f32])> = present.iter().map(|(wk, r)| (*wk, &r[..])).collect();
+        weighted_sum_into(&mut out, w0, &others);
+        out
+    }
+}
+
+/// The columns of one tile for K rows: the K tile slices (4·K·cols bytes, 32 KiB) stay in the
+/// L1 data cache while their K(K+1)/2 products are formed (larger tiles, kept in L2, were
+/// limited by L2 bandwidth: 60 ms instead of 49 ms for K = 10, n = 1e7 on the bench
+/// machine); between 256 and 8192, a multiple of 64.
+pub(crate) fn tile_cols(k: usize) -> usize {
+    ((8192 / k.max(1)) / 64 * 64).clamp(256, 8192)
+}
+
+/// A vector of f32 lanes: the operations the kernels need. Implemented with AVX-512 and AVX2
+/// intrinsics on x86-64 and as a plain array elsewhere; the kernels are written once, generic
+/// over it, and compiled inside functions that enable the matching CPU features.
+///
+/// # Safety
+/// Every method may only run on a CPU with the instructions of the implementation; `load`
+/// and `store` need `Self::N` valid f32 values at the pointer.
+trait Lanes: Copy {
+    const N: usize;
+    unsafe fn zero() -> Self;
+    unsafe fn splat(v: f32) -> Self;
+    unsafe fn load(p: *const f32) -> Self;
+    unsafe fn store(self, p: *mut f32);
+    /// `self + a·b` (fused where the CPU has it).
+    unsafe fn madd(self, a: Self, b: Self) -> Self;
+    unsafe fn mul(self, b: Self) -> Self;
+    /// The lanes' sum in f64, in lane order.
+    #[inline(always)]
+    unsafe fn sum_f64(self) -> f64 {
+        let mut buf = [0.0f32; 16];
+        debug_assert!(Self::N <= 16);
+        // SAFETY: `buf` has room for N ≤ 16 values; the caller guarantees the CPU.
+        unsafe { self.store(buf.as_mut_ptr()) };
+        buf[..Self::N].iter().map(|&v| f64::from(v)).sum()
+    }
+}
+
+/// Portable lanes: the compiler vectorizes what the target allows.
+#[derive(Clone, Copy)]
+struct Portable([f32; 8]);
+
+impl Lanes for Portable {
+    const N: usize = 8;
+    #[inline(always)]
+    unsafe fn zero() -> Self {
+        Portable([0.0; 8])
+    }
+    #[inline(always)]
+    unsafe fn splat(v: f32) -> Self {
+        Portable([v; 8])
+    }
+    #[inline(always)]
+    unsafe fn load(p: *const f32) -> Self {
+        let mut v = [0.0; 8];
+        // SAFETY: the caller guarantees 8 readable values at `p`.
+        unsafe { std::ptr::copy_nonoverlapping(p, v.as_mut_ptr(), 8) };
+        Portable(v)
+    }
+    #[inline(always)]
+    unsafe fn store(self, p: *mut f32) {
+        // SAFETY: the caller guarantees room for 8 values at `p`.
+        unsafe { std::ptr::copy_nonoverlapping(self.0.as_ptr(), p, 8) };
+    }
+    #[inline(always)]
+    unsafe fn madd(self, a: Self, b: Self) -> Self {
+        let mut r = self.0;
+        for l in 0..8 {
+            r[l] += a.0[l] * b.0[l];
+        }
+        Portable(r)
+    }
+    #[inline(always)]
+    unsafe fn mul(self, b: Self) -> Self {
+        let mut r = self.0;
+        for l in 0..8 {
+            r[l] *= b.0[l];
+        }
+        Portable(r)
+    }
+}
+
+/// `⟨a, b_r⟩` for four rows at once: `a` is loaded once for the four products, and the four
+/// accumulators are independent. f64 results (lane sums and tails in f64).
+///
+/// # Safety
+/// The CPU must support `V`'s instructions.
+#[inline(always)]
+unsafe fn dots4<V: Lanes>(a: &[f32], b: [&[f32]; 4]) -> [f64; 4] {
+    let n = a.len();
+    for row in &b {
+        assert_eq!(row.len(), n, "tile slices of equal length");
+    }
+    let body = n - n % V::N;
+    let (pa, p0, p1, p2, p3) = (
+        a.as_ptr(),
+        b[0].as_ptr(),
+        b[1].as_ptr(),
+        b[2].as_ptr(),
+        b[3].as_ptr(),
+    );
+    // SAFETY: every offset i < body ≤ n leaves N values in all five slices; the caller
+    // guarantees the CPU.
+    unsafe {
+        let (mut s0, mut s1, mut s2, mut s3) = (V::zero(), V::zero(), V::zero(), V::zero());
+        let mut i = 0;
+        while i < body {
+            let x = V::load(pa.add(i));
+            s0 = s0.madd(x, V::load(p0.add(i)));
+            s1 = s1.madd(x, V::load(p1.add(i)));
+            s2 = s2.madd(x, V::load(p2.add(i)));
+            s3 = s3.madd(x, V::load(p3.add(i)));
+            i += V::N;
+        }
+        let mut out = [s0.sum_f64(), s1.sum_f64(), s2.sum_f64(), s3.sum_f64()];
+        for (r, o) in out.iter_mut().enumerate() {
+            for c in body..n {
+                *o += f64::from(a[c]) * f64::from(b[r][c]);
+            }
+        }
+        out
+    }
+}
+
+/// `⟨a, b⟩` in f64, with two accumulators so that two multiply-adds are in flight.
+///
+/// # Safety
+/// The CPU must support `V`'s instructions.
+#[inline(always)]
+unsafe fn dot1<V: Lanes>(a: &[f32], b: &[f32]) -> f64 {
+    let n = a.len();
+    assert_eq!(b.len(), n, "tile slices of equal length");
+    let body = n - n % V::N;
+    let (pa, pb) = (a.as_ptr(), b.as_ptr());
+    // SAFETY: as in `dots4`.
+    unsafe {
+        let (mut e, mut o) = (V::zero(), V::zero());
+        let mut i = 0;
+        while i + 2 * V::N <= body {
+            e = e.madd(V::load(pa.add(i)), V::load(pb.add(i)));
+            o = o.madd(V::load(pa.add(i + V::N)), V::load(pb.add(i + V::N)));
+            i += 2 * V::N;
+        }
+        if i < body {
+            e = e.madd(V::load(pa.add(i)), V::load(pb.add(i)));
+        }
+        let mut s = e.sum_f64() + o.sum_f64();
+        for c in body..n {
+            s += f64::from(a[c]) * f64::from(b[c]);
+        }
+        s
+    }
+}
+
+/// The lower triangle (and diagonal) of `Σ_tiles R_t R_tᵀ` for the `m` rows, added to `g`
+/// (m×m, row-major). Columns are processed in tiles so that each row's tile slice is read
+/// from memory once and reused from cache for all its products.
+///
+/// # Safety
+/// The CPU must support `V`'s instructions.
+#[inline(always)]
+unsafe fn gram_lower_with<V: Lanes>(rows: &[&[f32]], n: usize, g: &mut [f64]) {
+    let m = rows.len();
+    let t = tile_cols(m);
+    let mut start = 0;
+    while start < n {
+        let end = (start + t).min(n);
+        let tile: Vec<&[f32]> = rows.iter().map(|r| &r[start..end]).collect();
+        for i in 0..m {
+            let a = tile[i];
+            let mut j = 0;
+            while j + 4 <= i + 1 {
+                // SAFETY: the caller guarantees the CPU.
+                let d = unsafe { dots4::<V>(a, [tile[j], tile[j + 1], tile[j + 2], tile[j + 3]]) };
+                for (q, v) in d.into_iter().enumerate() {
+                    g[i * m + j + q] += v;
+                }
+                j += 4;
+            }
+            while j <= i {
+                // SAFETY: the caller guarantees the CPU.
+                g[i * m + j] += unsafe { dot1::<V>(a, tile[j]) };
+                j += 1;
+            }
+        }
+        start = end;
+    }
+}
+
+/// `out = w0·out + Σ w_k r_k`, one pass: each output vector is loaded once, all rows are
+/// added to it in order, and it is stored once.
+///
+/// # Safety
+/// The CPU must support `V`'s instructions.
+#[inline(always)]
+unsafe fn weighted_sum_with<V: Lanes>(out: &mut [f32], w0: f32, others: &[(f32, &[f32])]) {
+    let n = out.len();
+    for (_, r) in others {
+        assert_eq!(r.len(), n, "rows of equal length");
+    }
+    let body = n - n % V::N;
+    let po = out.as_mut_ptr();
+    // SAFETY: every offset i < body ≤ n leaves N values in `out` and in every row; the
+    // caller guarantees the CPU.
+    unsafe {
+        let vw0 = V::splat(w0);
+        let ws: Vec<(V, *const f32)> = others
+            .iter()
+            .map(|(w, r)| (V::splat(*w), r.as_ptr()))
+            .collect();
+        let mut i = 0;
+        while i < body {
+            let mut o = V::load(po.add(i)).mul(vw0);
+            for (w, p) in &ws {
+                o = o.madd(*w, V::load(p.add(i)));
+            }
+            o.store(po.add(i));
+            i += V::N;
+        }
+    }
+    for c in body..n {
+        let mut v = out[c] * w0;
+        for (w, r) in others {
+            v += w * r[c];
+        }
+        out[c] = v;
+    }
+}
+
+/// The lower triangle of the rows' Gram matrix added to `g`, with the widest vector
+/// instructions this CPU has.
+fn gram_lower(rows: &[&[f32]], n: usize, g: &mut [f64]) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::arch::is_x86_feature_detected!("avx512f") {
+            // SAFETY: the CPU supports AVX-512F (checked just above).
+            return unsafe { x86::gram_lower_avx512(rows, n, g) };
+        }
+        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
+        {
+            // SAFETY: the CPU supports AVX2 and FMA (checked just above).
+            return unsafe { x86::gram_lower_avx2(rows, n, g) };
+        }
+    }
+    // SAFETY: portable lanes run on any CPU.
+    unsafe { gram_lower_with::<Portable>(rows, n, g) }
+}
+
+/// `out = w0·out + Σ w_k r_k`, with the widest vector instructions this CPU has.
+fn weighted_sum_into(out: &mut [f32], w0: f32, others: &[(f32, &[f32])]) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::arch::is_x86_feature_detected!("avx512f") {
+            // SAFETY: the CPU supports AVX-512F (checked just above).
+            return unsafe { x86::weighted_sum_avx512(out, w0, others) };
+        }
+        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
+        {
+            // SAFETY: the CPU supports AVX2 and FMA (checked just above).
+            return unsafe { x86::weighted_sum_avx2(out, w0, others) };
+        }
+    }
+    // SAFETY: portable lanes run on any CPU.
+    unsafe { weighted_sum_with::<Portable>(out, w0, others) }
+}
+
+/// AVX-512 and AVX2 + FMA lanes, and the kernels compiled with those features enabled;
+/// callers check the CPU first.
+#[cfg(target_arch = "x86_64")]
+mod x86 {
+    use std::arch::x86_64::*;
+
+    use super::{Lanes, gram_lower_with, weighted_sum_with};
+
+    #[derive(Clone, Copy)]
+    struct Avx512(__m512);
+
+    impl Lanes for Avx512 {
+        const N: usize = 16;
+        #[inline(always)]
+        unsafe fn zero() -> Self {
+            // SAFETY: the caller guarantees AVX-512F.
+            Avx512(unsafe { _mm512_setzero_ps() })
+        }
+        #[inline(always)]
+        unsafe fn splat(v: f32) -> Self {
+            // SAFETY: the caller guarantees AVX-512F.
+            Avx512(unsafe { _mm512_set1_ps(v) })
+        }
+        #[inline(always)]
+        unsafe fn load(p: *const f32) -> Self {
+            // SAFETY: the caller guarantees AVX-512F and 16 readable values.
+            Avx512(unsafe { _mm512_loadu_ps(p) })
+        }
+        #[inline(always)]
+        unsafe fn store(self, p: *mut f32) {
+            // SAFETY: the caller guarantees AVX-512F and room for 16 values.
+            unsafe { _mm512_storeu_ps(p, self.0) }
+        }
+        #[inline(always)]
+        unsafe fn madd(self, a: Self, b: Self) -> Self {
+            // SAFETY: the caller guarantees AVX-512F.
+            Avx512(unsafe { _mm512_fmadd_ps(a.0, b.0, self.0) })
+        }
+        #[inline(always)]
+        unsafe fn mul(self, b: Self) -> Self {
+            // SAFETY: the caller guarantees AVX-512F.
+            Avx512(unsafe { _mm512_mul_ps(self.0, b.0) })
+        }
+    }
+
+    #[derive(Clone, Copy)]
+    struct Avx2(__m256);
+
+    impl Lanes for Avx2 {
+        const N: usize = 8;
+        #[inline(always)]
+        unsafe fn zero() -> Self {
+            // SAFETY: the caller guarantees AVX.
+            Avx2(unsafe { _mm256_setzero_ps() })
+        }
+        #[inline(always)]
+        unsafe fn splat(v: f32) -> Self {
+            // SAFETY: the caller guarantees AVX.
+            Avx2(unsafe { _mm256_set1_ps(v) })
+        }
+        #[inline(always)]
+        unsafe fn load(p: *const f32) -> Self {
+            // SAFETY: the caller guarantees AVX and 8 readable values.
+            Avx2(unsafe { _mm256_loadu_ps(p) })
+        }
+        #[inline(always)]
+        unsafe fn store(self, p: *mut f32) {
+            // SAFETY: the caller guarantees AVX and room for 8 values.
+            unsafe { _mm256_storeu_ps(p, self.0) }
+        }
+        #[inline(always)]
+        unsafe fn madd(self, a: Self, b: Self) -> Self {
+            // SAFETY: the caller guarantees FMA.
+            Avx2(unsafe { _mm256_fmadd_ps(a.0, b.0, self.0) })
+        }
+        #[inline(always)]
+        unsafe fn mul(self, b: Self) -> Self {
+            // SAFETY: the caller guarantees AVX.
+            Avx2(unsafe { _mm256_mul_ps(self.0, b.0) })
+        }
+    }
+
+    /// # Safety
+    /// The CPU must support AVX-512F.
+    #[target_feature(enable = "avx512f")]
+    pub(super) unsafe fn gram_lower_avx512(rows: &[&[f32]], n: usize, g: &mut [f64]) {
+        // SAFETY: AVX-512F is enabled here and guaranteed by the caller.
+        unsafe { gram_lower_with::<Avx512>(rows, n, g) }
+    }
+
+    /// # Safety
+    /// The CPU must support AVX2 and FMA.
+    #[target_feature(enable = "avx2,fma")]
+    pub(super) unsafe fn gram_lower_avx2(rows: &[&[f32]], n: usize, g: &mut [f64]) {
+        // SAFETY: AVX2 and FMA are enabled here and guaranteed by the caller.
+        unsafe { gram_lower_with::<Avx2>(rows, n, g) }
+    }
+
+    /// # Safety
+    /// The CPU must support AVX-512F.
+    #[target_feature(enable = "avx512f")]
+    pub(super) unsafe fn weighted_sum_avx512(out: &mut [f32], w0: f32, others: &[(f32, &[f32])]) {
+        // SAFETY: AVX-512F is enabled here and guaranteed by the caller.
+        unsafe { weighted_sum_with::<Avx512>(out, w0, others) }
+    }
+
+    /// # Safety
+    /// The CPU must support AVX2 and FMA.
+    #[target_feature(enable = "avx2,fma")]
+    pub(super) unsafe fn weighted_sum_avx2(out: &mut [f32], w0: f32, others: &[(f32, &[f32])]) {
+        // SAFETY: AVX2 and FMA are enabled here and guaranteed by the caller.
+        unsafe { weighted_sum_with::<Avx2>(out, w0, others) }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lcg(seed: &mut u64) -> f32 {
+        *seed = seed
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
+        ((*seed >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
+    }
+
+    fn rows(k: usize, n: usize, seed: u64) -> Vec<Vec<f32>> {
+        let mut s = seed;
+        (0..k)
+            .map(|_| (0..n).map(|_| lcg(&mut s)).collect())
+            .collect()
+    }
+
+    /// Every kernel the CPU can run (and the baseline) against an f64 reference, for sizes
+    /// around the tile and lane boundaries and K around the 4-row blocking.
+    #[test]
+    fn gram_and_sum_match_f64_reference() {
+        for k in [1, 2, 3, 4, 5, 9, 13] {
+            for n in [
+                0,
+                1,
+                15,
+                16,
+                17,
+                255,
+                1000,
+                tile_cols(k) + 3,
+                3 * tile_cols(k),
+            ] {
+                let r = rows(k, n, (k * 1000 + n) as u64);
+                let slices: Vec<&[f32]> = r.iter().map(|v| &v[..]).collect();
+                let mut expect = vec![0.0f64; k * k];
+                let mut abs = vec![0.0f64; k * k];
+                for i in 0..k {
+                    for j in 0..=i {
+                        let p = (0..n).map(|c| f64::from(r[i][c]) * f64::from(r[j][c]));
+                        expect[i * k + j] = p.clone().sum();
+                        abs[i * k + j] = p.map(f64::abs).sum();
+                    }
+                }
+                // f32 rounding of ≤ m sums per lane (tile / 8 lanes), as a random walk: a
+                // missing or doubled product (≈ 1/3 here) is far outside it.
+                let m = n.min(tile_cols(k)).div_ceil(8).max(1) as f64;
+                let tol = |ij: usize| 4.0 * m.sqrt() * f64::from(f32::EPSILON) * abs[ij] + 1e-12;
+                let mut kernels: Vec<(&str, Vec<f64>)> = Vec::new();
+                let mut g = vec![0.0; k * k];
+                // SAFETY: portable lanes run on any CPU.
+                unsafe { gram_lower_with::<Portable>(&slices, n, &mut g) };
+                kernels.push(("portable", g));
+                let mut g = vec![0.0; k * k];
+                gram_lower(&slices, n, &mut g);
+                kernels.push(("dispatched", g));
+                for (name, g) in kernels {
+                    for i in 0..k {
+                        for j in 0..=i {
+                            let (a, b) = (g[i * k + j], expect[i * k + j]);
+                            assert!(
+                                (a - b).abs() <= tol(i * k + j),
+                                "{name} K={k} n={n} ({i},{j}): {a} vs {b}"
+                            );
+                        }
+                    }
+                }
+                // Weighted sum.
+                if k >= 1 {
+                    let w: Vec<f32> = (0..k).map(|i| 0.5 - i as f32 * 0.25).collect();
+                    let h = HostRows {
+                        rows: r.iter().cloned().map(Some).collect(),
+                        n,
+                    };
+                    let d = h.combine(&w);
+                    let mut portable = r[0].clone();
+                    let others: Vec<(f32, &[f32])> = (1..k).map(|i| (w[i], &r[i][..])).collect();
+                    // SAFETY: portable lanes run on any CPU.
+                    unsafe { weighted_sum_with::<Portable>(&mut portable, w[0], &others) };
+                    for c in 0..n {
+                        let e: f64 = (0..k).map(|i| f64::from(w[i]) * f64::from(r[i][c])).sum();
+                        assert!((f64::from(d[c]) - e).abs() <= 1e-5, "K={k} n={n} col {c}");
+                        assert!(
+                            (f64::from(portable[c]) - e).abs() <= 1e-5,
+                            "portable K={k} n={n}"
+                        );
+                    }
+                }
+            }
+        }
+    }
+
+    /// Absent rows are zero rows: their Gram entries stay zero, their weight is ignored.
+    #[test]
+    fn absent_rows_are_zero() {
+        let r = rows(2, 100, 7);
+        let h = HostRows {
+            rows: vec![None, Some(r[0].clone()), None, Some(r[1].clone())],
+            n: 100,
+        };
+        let mut g = vec![0.0; 16];
+        h.gram_into(&mut g);
+        for i in 0..4 {
+            for j in 0..4 {
+                let present = (i == 1 || i == 3) && (j == 1 || j == 3);
+                assert_eq!(g[i * 4 + j] != 0.0, present, "({i},{j})");
+                assert_eq!(g[i * 4 + j], g[j * 4 + i]);
+            }
+        }
+        let d = h.combine(&[9.0, 1.0, 9.0, 2.0]);
+        for c in 0..100 {
+            assert!((d[c] - (r[0][c] + 2.0 * r[1][c])).abs() <= 1e-6);
+        }
+        let empty = HostRows {
+            rows: vec![None, None],
+            n: 3,
+        };
+        assert_eq!(empty.combine(&[1.0, 1.0]), vec![0.0; 3]);
+    }
+}
+
+/// Kernel timings at K = 10, n = 1e7 against one read of the rows (prints, asserts nothing
+/// about time): `cargo test --release -p burn-mtl --lib host::timing -- --ignored --nocapture`.
+#[cfg(test)]
+mod timing {
+    use super::*;
+    use std::time::Instant;
+
+    #[test]
+    #[ignore = "prints kernel timings; run by hand"]
+    fn kernel_timings() {
+        let (k, n) = (10, 10_000_000);
+        let rows: Vec<Vec<f32>> = (0..k)
+            .map(|i| {
+                (0..n)
+                    .map(|c| ((c * 7 + i * 13) % 101) as f32 * 0.01)
+                    .collect()
+            })
+            .collect();
+        let slices: Vec<&[f32]> = rows.iter().map(|v| &v[..]).collect();
+        let best = |f: &mut dyn FnMut() -> f64| (0..5).map(|_| f()).fold(f64::INFINITY, f64::min);
+        let read = best(&mut || {
+            let t = Instant::now();
+            const LANES: usize = 16;
+            let mut acc = [0.0f32; LANES];
+            for r in &slices {
+                for x in r.as_chunks::<LANES>().0 {
+                    for l in 0..LANES {
+                        acc[l] += x[l];
+                    }
+                }
+            }
+            std::hint::black_box(acc);
+            t.elapsed().as_secs_f64()
+        });
+        let gram = best(&mut || {
+            let mut g = vec![0.0; k * k];
+            let t = Instant::now();
+            gram_lower(&slices, n, &mut g);
+            std::hint::black_box(&g);
+            t.elapsed().as_secs_f64()
+        });
+        let mut out = rows[0].clone();
+        let others: Vec<(f32, &[f32])> = slices[1..].iter().map(|r| (0.1, *r)).collect();
+        let sum = best(&mut || {
+            let t = Instant::now();
+            weighted_sum_into(&mut out, 0.1, &others);
+            t.elapsed().as_secs_f64()
+        });
+        println!(
+            "K={k} n={n}: read {:.1} ms, gram {:.1} ms ({:.2}x), weighted sum {:.1} ms ({:.2}x)",
+            read * 1e3,
+            gram * 1e3,
+            gram / read,
+            sum * 1e3,
+            sum / read
+        );
+    }
+}
