@@ -1,12 +1,15 @@
 //! The [`Combination`] rules on one block, on the device: the weighted sum, the column-wise
 //! rules (TrimmedMean, GradDrop) and the moving average (DB-MTL). Their host reference is
 //! [`combine_rows`](crate::method::combine_rows). A block kept as rows is processed chunk by
-//! chunk (see [`Block`]).
+//! chunk (see [`Block`]). Host blocks (CPU backends) compute the weighted sum and the
+//! column-wise rules on the gradients' buffers, with the reference's per-column functions in
+//! f64; the moving average turns them into tensor rows.
 
 use burn::tensor::backend::Backend;
 use burn::tensor::{Tensor, TensorData};
 
 use super::block::Block;
+use super::host::HostRows;
 use super::{combine_block, weights_tensor};
 use crate::MtlError;
 use crate::method::{Combination, UniformStream};
@@ -20,6 +23,17 @@ pub(crate) struct BlockOut<B: Backend> {
     /// `J d` (`[K]`), for the rules whose `‖d‖` and `⟨g_k, d⟩` do not follow from the Gram
     /// matrix; `None` otherwise.
     pub jd: Option<Tensor<B, 1>>,
+}
+
+/// A column-wise rule's output computed on host rows: `d` and `J d` as tensors on `device`.
+fn host_measured<B: Backend>(rows: &HostRows, d: Vec<f32>, device: &B::Device) -> BlockOut<B> {
+    let jd: Vec<f32> = rows.dots_with(&d).into_iter().map(|v| v as f32).collect();
+    let k = jd.len();
+    BlockOut {
+        d: Tensor::from_data(TensorData::new(d, [rows.n]), device),
+        buffer: None,
+        jd: Some(Tensor::from_data(TensorData::new(jd, [k]), device)),
+    }
 }
 
 /// Applies `rule` to `block` with the weights `w` (already scaled by any clipping factor).
@@ -42,6 +56,19 @@ pub(crate) fn combine_rule_block<B: Backend>(
                 buffer: None,
                 jd: None,
             });
+        }
+        (Block::Host { rows, device }, Combination::TrimmedMean { trim }) => {
+            crate::method::check_trim_pub(*trim, rows.rows.len())?;
+            let d = rows.columnwise(|_, col| crate::method::trimmed_mean_column(col, *trim));
+            return Ok(host_measured(&rows, d, &device));
+        }
+        (Block::Host { rows, device }, Combination::GradDrop { .. }) => {
+            let stream = uniforms.as_mut().ok_or_else(|| {
+                MtlError::InvalidConfig("graddrop: no uniform draws for this step".into())
+            })?;
+            let u = stream.take(rows.n)?;
+            let d = rows.columnwise(|c, col| crate::method::graddrop_column(col, u[c]));
+            return Ok(host_measured(&rows, d, &device));
         }
         (block, _) => block.into_tensor_rows(),
     };

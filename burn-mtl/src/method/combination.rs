@@ -257,6 +257,30 @@ impl History {
     }
 }
 
+/// TrimmedMean on one column of K values (reordered in place): the mean of the values left
+/// after dropping the `trim` smallest and the `trim` largest (`2·trim < K`, checked by the
+/// caller).
+pub(crate) fn trimmed_mean_column(col: &mut [f64], trim: usize) -> f64 {
+    col.sort_by(f64::total_cmp);
+    let kept = &col[trim..col.len() - trim];
+    kept.iter().sum::<f64>() / kept.len() as f64
+}
+
+/// GradDrop on one column of K values with its uniform draw `u`: the column's sign purity
+/// `P = ½(1 + Σg / Σ|g|)` keeps the positive values where `P > u` and the negative ones where
+/// `P < u`; an all-zero column gives 0.
+pub(crate) fn graddrop_column(col: &[f64], u: f64) -> f64 {
+    let sum: f64 = col.iter().sum();
+    let abs: f64 = col.iter().map(|g| g.abs()).sum();
+    if abs == 0.0 {
+        return 0.0;
+    }
+    let purity = 0.5 * (1.0 + sum / abs);
+    col.iter()
+        .filter(|&&g| (purity > u && g > 0.0) || (purity < u && g < 0.0))
+        .sum()
+}
+
 /// The reference semantics of every [`Combination`] on host rows (`rows[k]` is `g_k`, all of
 /// length P): returns `d`. `buffer` is the moving-average state of
 /// [`Combination::MovingAverage`] (`None` or empty at the first step; updated in place) and is
@@ -296,9 +320,7 @@ pub fn combine_rows(
             Ok((0..p)
                 .map(|j| {
                     let mut col: Vec<f64> = rows.iter().map(|r| r[j]).collect();
-                    col.sort_by(f64::total_cmp);
-                    let kept = &col[*trim..k - *trim];
-                    kept.iter().sum::<f64>() / kept.len() as f64
+                    trimmed_mean_column(&mut col, *trim)
                 })
                 .collect())
         }
@@ -306,16 +328,8 @@ pub fn combine_rows(
             let u = uniforms.stream().take(p)?;
             Ok((0..p)
                 .map(|j| {
-                    let sum: f64 = rows.iter().map(|r| r[j]).sum();
-                    let abs: f64 = rows.iter().map(|r| r[j].abs()).sum();
-                    if abs == 0.0 {
-                        return 0.0;
-                    }
-                    let purity = 0.5 * (1.0 + sum / abs);
-                    rows.iter()
-                        .map(|r| r[j])
-                        .filter(|&g| (purity > u[j] && g > 0.0) || (purity < u[j] && g < 0.0))
-                        .sum()
+                    let col: Vec<f64> = rows.iter().map(|r| r[j]).collect();
+                    graddrop_column(&col, u[j])
                 })
                 .collect())
         }

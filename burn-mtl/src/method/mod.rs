@@ -53,6 +53,7 @@ pub use aligned_mtl::{AlignedBalance, AlignedMtl, AlignedPref, AlignedScale, Ran
 pub use cagrad::{Cagrad, CagradRescale};
 pub(crate) use combination::check_trim as check_trim_pub;
 pub use combination::{Combination, History, UniformStream, Uniforms, combine_rows};
+pub(crate) use combination::{graddrop_column, trimmed_mean_column};
 pub use config::ConFig;
 pub use conicgrad::ConicGrad;
 pub use db_mtl::DbMtl;
