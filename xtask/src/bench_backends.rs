@@ -594,7 +594,8 @@ fn run_backend<AB: AutodiffBackend>(
                 let (median_s, min_s, max_s) = time_it(warmup, reps, || {
                     // Fresh buffers owned by the gradients alone, as after K backward passes
                     // (made before the clock starts).
-                    let grads = TaskGradients::<AB>::new(problem.task_grads(true));
+                    let grads = TaskGradients::<AB>::new(problem.task_grads(true))
+                        .with_losses(loss_tensors::<AB>(k, device));
                     sync::<AB>(device);
                     let t = Instant::now();
                     let res = opt.aggregate(&problem.model, grads);
@@ -681,7 +682,14 @@ fn report_gram(report: &burn_mtl::StepReport, k: usize) -> Matrix {
 /// Median host-solve time: `Weighting::weights` on the Gram matrix, f32 precision flagged.
 fn solve_time(method: &Method, gram: &Matrix, k: usize) -> f64 {
     let mut m = method.clone();
-    let input = WeightingInput::new(gram).with_gram_eps(dtype_eps(burn::tensor::DType::F32));
+    let losses = bench_losses(k);
+    let history = burn_mtl::method::History::zeros(k);
+    let mut input = WeightingInput::new(gram)
+        .with_gram_eps(dtype_eps(burn::tensor::DType::F32))
+        .with_losses(&losses);
+    if m.keeps_history() {
+        input = input.with_history(&history);
+    }
     let mut times = Vec::new();
     let start = Instant::now();
     for _ in 0..3 {
@@ -693,8 +701,21 @@ fn solve_time(method: &Method, gram: &Matrix, k: usize) -> f64 {
         times.push(t.elapsed().as_secs_f64());
         std::hint::black_box(w.ok());
     }
-    let _ = k;
     stats(&mut times).0
+}
+
+/// The task losses handed to every aggregation (loss-based Gram methods such as GradNorm and
+/// DB-MTL need them): `1 + 0.1·t`.
+fn bench_losses(k: usize) -> Vec<f64> {
+    (0..k).map(|t| 1.0 + 0.1 * t as f64).collect()
+}
+
+/// [`bench_losses`] as one-element tensors on `device`.
+fn loss_tensors<AB: AutodiffBackend>(k: usize, device: &AB::Device) -> Vec<Tensor<AB, 1>> {
+    bench_losses(k)
+        .into_iter()
+        .map(|l| Tensor::from_floats([l as f32], device))
+        .collect()
 }
 
 /// Peak RSS growth of one aggregation whose per-task gradients are owned by the step (as after
@@ -705,7 +726,9 @@ fn peak_extra<AB: AutodiffBackend>(
     device: &AB::Device,
 ) -> u64 {
     let mut opt: MultiTaskOptimizer<AB, (), Method> = MultiTaskOptimizer::new((), method.clone());
-    let grads = TaskGradients::<AB>::new(problem.task_grads(true));
+    let k = problem.mats.len();
+    let grads = TaskGradients::<AB>::new(problem.task_grads(true))
+        .with_losses(loss_tensors::<AB>(k, device));
     sync::<AB>(device);
     reset_peak_rss();
     let base = proc_status_kib("VmRSS:").unwrap_or(0);

@@ -119,7 +119,6 @@ pub fn aggregate_dense_with<B: Backend>(
         Combination::GradDrop { uniforms } => Some(uniforms.stream()),
         _ => None,
     };
-    let mut old = jac.history.take().unwrap_or_default();
     let mut parts = Vec::with_capacity(ids.len());
     for id in &ids {
         let j = jac.shared.remove(id).expect("added above");
@@ -127,7 +126,7 @@ pub fn aggregate_dense_with<B: Backend>(
             j,
             &weights.weights,
             &weights.combination,
-            old.remove(id),
+            jac.take_buffer(id),
             &mut uniforms,
         )?;
         if let Some(b) = out.buffer {

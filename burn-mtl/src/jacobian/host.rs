@@ -82,12 +82,94 @@ impl HostRows {
             .collect()
     }
 
+    /// The moving-average buffer's Gram data against these rows: `(B Bᵀ, B Jᵀ)`, both K×K
+    /// row-major (the first symmetric), for the buffer `B` (K×n, row-major).
+    pub(crate) fn history_grams(&self, buffer: &[f32]) -> (Vec<f64>, Vec<f64>) {
+        let (k, n) = (self.rows.len(), self.n);
+        let b: Vec<&[f32]> = buffer.chunks_exact(n.max(1)).take(k).collect();
+        let mut prev = vec![0.0f64; k * k];
+        if n > 0 {
+            gram_lower(&b, n, &mut prev);
+        }
+        for i in 0..k {
+            for j in 0..i {
+                prev[j * k + i] = prev[i * k + j];
+            }
+        }
+        let present: Vec<(usize, &[f32])> = self
+            .rows
+            .iter()
+            .enumerate()
+            .filter_map(|(i, r)| r.as_deref().map(|r| (i, r)))
+            .collect();
+        let rows: Vec<&[f32]> = present.iter().map(|(_, r)| *r).collect();
+        let mut part = vec![0.0f64; k * rows.len()];
+        if n > 0 {
+            cross(&b, &rows, n, &mut part);
+        }
+        let mut cross_kk = vec![0.0f64; k * k];
+        for a in 0..k {
+            for (q, (l, _)) in present.iter().enumerate() {
+                cross_kk[a * k + l] = part[a * rows.len() + q];
+            }
+        }
+        (prev, cross_kk)
+    }
+
+    /// DB-MTL's moving average on the host: `B ← decay·B + s_k·g_k` per task (`buffer` `None`:
+    /// zero, at the first step), then `d = Σ_k w_k B_k`. Returns `(d, B)`, `B` K×n row-major.
+    pub(crate) fn moving_average(
+        self,
+        buffer: Option<Vec<f32>>,
+        decay: f32,
+        scale: &[f32],
+        w: &[f32],
+    ) -> (Vec<f32>, Vec<f32>) {
+        let (k, n) = (self.rows.len(), self.n);
+        let mut new = buffer.unwrap_or_else(|| vec![0.0; k * n]);
+        let mut spare = None;
+        for (t, (slot, row)) in new.chunks_exact_mut(n.max(1)).zip(self.rows).enumerate() {
+            match row {
+                Some(r) => {
+                    weighted_sum_into(slot, decay, &[(scale[t], &r)]);
+                    spare.get_or_insert(r);
+                }
+                None => weighted_sum_into(slot, decay, &[]),
+            }
+        }
+        // `d` goes into a gradient buffer that is no longer needed.
+        let mut d = spare.unwrap_or_else(|| vec![0.0; n]);
+        if k > 0 && n > 0 {
+            d.copy_from_slice(&new[..n]);
+            let others: Vec<(f32, &[f32])> =
+                (1..k).map(|t| (w[t], &new[t * n..(t + 1) * n])).collect();
+            weighted_sum_into(&mut d, w[0], &others);
+        }
+        (d, new)
+    }
+
     /// `⟨g_k, d⟩` per task (0 for absent rows), `d` of length `n`.
     pub(crate) fn dots_with(&self, d: &[f32]) -> Vec<f64> {
         self.rows
             .iter()
             .map(|r| r.as_deref().map_or(0.0, |r| dot(r, d)))
             .collect()
+    }
+}
+
+/// A moving-average buffer `[K, n]` as host data (K×n row-major): the tensor's own storage
+/// when nothing else holds it; the tensor back when it is not an f32 `[K, n]` tensor.
+pub(crate) fn buffer_data<B: burn::tensor::backend::Backend>(
+    b: burn::tensor::Tensor<B, 2>,
+    k: usize,
+    n: usize,
+) -> Result<Vec<f32>, burn::tensor::Tensor<B, 2>> {
+    if b.dtype() != burn::tensor::DType::F32 || b.dims() != [k, n] {
+        return Err(b);
+    }
+    match b.into_data().into_vec::<f32>() {
+        Ok(v) => Ok(v),
+        Err(_) => unreachable!("dtype checked to be f32"),
     }
 }
 
@@ -398,6 +480,80 @@ unsafe fn gram_lower_with<V: Lanes>(rows: &[&[f32]], n: usize, g: &mut [f64]) {
     }
 }
 
+/// `out[i·|b| + j] += ⟨a_i, b_j⟩` (f64) for every row `a_i` of `a` and `b_j` of `b` (all of
+/// length `n`): the rectangular counterpart of [`gram_lower_with`], with the same tiles,
+/// 2×4 blocks and per-block f64 reduction.
+///
+/// # Safety
+/// The CPU must support `V`'s instructions.
+#[inline(always)]
+unsafe fn cross_with<V: Lanes>(a: &[&[f32]], b: &[&[f32]], n: usize, out: &mut [f64]) {
+    let (ma, mb) = (a.len(), b.len());
+    let t = tile_cols(ma + mb);
+    let flush = flush_cols(ma + mb);
+    let body = n - n % V::N;
+    // SAFETY: the caller guarantees the CPU.
+    let zero = unsafe { V::zero() };
+    let mut acc = vec![zero; ma * mb];
+    let mut block_start = 0;
+    while block_start < body {
+        let block_end = (block_start + flush).min(body);
+        let mut start = block_start;
+        while start < block_end {
+            let end = (start + t).min(block_end);
+            let ta: Vec<&[f32]> = a.iter().map(|r| &r[start..end]).collect();
+            let tb: Vec<&[f32]> = b.iter().map(|r| &r[start..end]).collect();
+            let mut i = 0;
+            while i < ma {
+                let pair = i + 1 < ma;
+                let mut j = 0;
+                while j + 4 <= mb {
+                    let quad = [tb[j], tb[j + 1], tb[j + 2], tb[j + 3]];
+                    let r0 = i * mb + j;
+                    if pair {
+                        let r1 = r0 + mb;
+                        let mut s = [
+                            [acc[r0], acc[r0 + 1], acc[r0 + 2], acc[r0 + 3]],
+                            [acc[r1], acc[r1 + 1], acc[r1 + 2], acc[r1 + 3]],
+                        ];
+                        // SAFETY: the caller guarantees the CPU.
+                        unsafe { block2x4::<V>([ta[i], ta[i + 1]], quad, &mut s) };
+                        acc[r0..r0 + 4].copy_from_slice(&s[0]);
+                        acc[r1..r1 + 4].copy_from_slice(&s[1]);
+                    } else {
+                        let mut s = [acc[r0], acc[r0 + 1], acc[r0 + 2], acc[r0 + 3]];
+                        // SAFETY: the caller guarantees the CPU.
+                        unsafe { block1x4::<V>(ta[i], quad, &mut s) };
+                        acc[r0..r0 + 4].copy_from_slice(&s);
+                    }
+                    j += 4;
+                }
+                for jj in j..mb {
+                    for q in 0..(1 + usize::from(pair)) {
+                        // SAFETY: the caller guarantees the CPU.
+                        unsafe { block1x1::<V>(ta[i + q], tb[jj], &mut acc[(i + q) * mb + jj]) };
+                    }
+                }
+                i += 1 + usize::from(pair);
+            }
+            start = end;
+        }
+        for (o, v) in out.iter_mut().zip(acc.iter_mut()) {
+            // SAFETY: the caller guarantees the CPU.
+            *o += unsafe { v.sum_f64() };
+            *v = zero;
+        }
+        block_start = block_end;
+    }
+    for i in 0..ma {
+        for j in 0..mb {
+            for c in body..n {
+                out[i * mb + j] += f64::from(a[i][c]) * f64::from(b[j][c]);
+            }
+        }
+    }
+}
+
 /// `out = w0·out + Σ w_k r_k`, one pass: each output vector is loaded once, all rows are
 /// added to it in order, and it is stored once.
 ///
@@ -438,71 +594,70 @@ unsafe fn weighted_sum_with<V: Lanes>(out: &mut [f32], w0: f32, others: &[(f32, 
     }
 }
 
-/// The lower triangle of the rows' Gram matrix added to `g`, with the widest vector
-/// instructions this CPU has.
-fn gram_lower(rows: &[&[f32]], n: usize, g: &mut [f64]) {
-    #[cfg(target_arch = "x86_64")]
-    {
-        if std::arch::is_x86_feature_detected!("avx512f") {
-            // SAFETY: the CPU supports AVX-512F (checked just above).
-            return unsafe { x86::gram_lower_avx512(rows, n, g) };
+/// Defines `fn $name(args) -> ret` that runs `$kernel::<V>(args)` with the widest lanes this
+/// CPU has: AVX-512, AVX2 + FMA (each compiled in a function that enables those features, and
+/// chosen after a run-time check), or the portable lanes.
+macro_rules! multiversion {
+    ($(#[$doc:meta])* fn $name:ident($($arg:ident: $ty:ty),*) $(-> $ret:ty)? = $kernel:ident;) => {
+        $(#[$doc])*
+        fn $name($($arg: $ty),*) $(-> $ret)? {
+            #[cfg(target_arch = "x86_64")]
+            {
+                #[target_feature(enable = "avx512f")]
+                unsafe fn avx512($($arg: $ty),*) $(-> $ret)? {
+                    // SAFETY: AVX-512F is enabled here; the caller checked the CPU.
+                    unsafe { $kernel::<x86::Avx512>($($arg),*) }
+                }
+                #[target_feature(enable = "avx2,fma")]
+                unsafe fn avx2($($arg: $ty),*) $(-> $ret)? {
+                    // SAFETY: AVX2 and FMA are enabled here; the caller checked the CPU.
+                    unsafe { $kernel::<x86::Avx2>($($arg),*) }
+                }
+                if std::arch::is_x86_feature_detected!("avx512f") {
+                    // SAFETY: the CPU supports AVX-512F (checked just above).
+                    return unsafe { avx512($($arg),*) };
+                }
+                if std::arch::is_x86_feature_detected!("avx2")
+                    && std::arch::is_x86_feature_detected!("fma")
+                {
+                    // SAFETY: the CPU supports AVX2 and FMA (checked just above).
+                    return unsafe { avx2($($arg),*) };
+                }
+            }
+            // SAFETY: portable lanes run on any CPU.
+            unsafe { $kernel::<Portable>($($arg),*) }
         }
-        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
-        {
-            // SAFETY: the CPU supports AVX2 and FMA (checked just above).
-            return unsafe { x86::gram_lower_avx2(rows, n, g) };
-        }
-    }
-    // SAFETY: portable lanes run on any CPU.
-    unsafe { gram_lower_with::<Portable>(rows, n, g) }
+    };
 }
 
-/// `⟨a, b⟩` in f64, with the widest vector instructions this CPU has.
-fn dot(a: &[f32], b: &[f32]) -> f64 {
-    #[cfg(target_arch = "x86_64")]
-    {
-        if std::arch::is_x86_feature_detected!("avx512f") {
-            // SAFETY: the CPU supports AVX-512F (checked just above).
-            return unsafe { x86::dot_avx512(a, b) };
-        }
-        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
-        {
-            // SAFETY: the CPU supports AVX2 and FMA (checked just above).
-            return unsafe { x86::dot_avx2(a, b) };
-        }
-    }
-    // SAFETY: portable lanes run on any CPU.
-    unsafe { dot1::<Portable>(a, b) }
+multiversion! {
+    /// The lower triangle of the rows' Gram matrix added to `g` ([`gram_lower_with`]).
+    fn gram_lower(rows: &[&[f32]], n: usize, g: &mut [f64]) = gram_lower_with;
 }
 
-/// `out = w0·out + Σ w_k r_k`, with the widest vector instructions this CPU has.
-fn weighted_sum_into(out: &mut [f32], w0: f32, others: &[(f32, &[f32])]) {
-    #[cfg(target_arch = "x86_64")]
-    {
-        if std::arch::is_x86_feature_detected!("avx512f") {
-            // SAFETY: the CPU supports AVX-512F (checked just above).
-            return unsafe { x86::weighted_sum_avx512(out, w0, others) };
-        }
-        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
-        {
-            // SAFETY: the CPU supports AVX2 and FMA (checked just above).
-            return unsafe { x86::weighted_sum_avx2(out, w0, others) };
-        }
-    }
-    // SAFETY: portable lanes run on any CPU.
-    unsafe { weighted_sum_with::<Portable>(out, w0, others) }
+multiversion! {
+    /// `out[i·|b| + j] += ⟨a_i, b_j⟩` for all row pairs ([`cross_with`]).
+    fn cross(a: &[&[f32]], b: &[&[f32]], n: usize, out: &mut [f64]) = cross_with;
 }
 
-/// AVX-512 and AVX2 + FMA lanes, and the kernels compiled with those features enabled;
-/// callers check the CPU first.
+multiversion! {
+    /// `⟨a, b⟩` in f64 ([`dot1`]).
+    fn dot(a: &[f32], b: &[f32]) -> f64 = dot1;
+}
+
+multiversion! {
+    /// `out = w0·out + Σ w_k r_k` ([`weighted_sum_with`]).
+    fn weighted_sum_into(out: &mut [f32], w0: f32, others: &[(f32, &[f32])]) = weighted_sum_with;
+}
+
 #[cfg(target_arch = "x86_64")]
 mod x86 {
     use std::arch::x86_64::*;
 
-    use super::{Lanes, dot1, gram_lower_with, weighted_sum_with};
+    use super::Lanes;
 
     #[derive(Clone, Copy)]
-    struct Avx512(__m512);
+    pub(super) struct Avx512(__m512);
 
     impl Lanes for Avx512 {
         const N: usize = 16;
@@ -539,7 +694,7 @@ mod x86 {
     }
 
     #[derive(Clone, Copy)]
-    struct Avx2(__m256);
+    pub(super) struct Avx2(__m256);
 
     impl Lanes for Avx2 {
         const N: usize = 8;
@@ -573,54 +728,6 @@ mod x86 {
             // SAFETY: the caller guarantees AVX.
             Avx2(unsafe { _mm256_mul_ps(self.0, b.0) })
         }
-    }
-
-    /// # Safety
-    /// The CPU must support AVX-512F.
-    #[target_feature(enable = "avx512f")]
-    pub(super) unsafe fn gram_lower_avx512(rows: &[&[f32]], n: usize, g: &mut [f64]) {
-        // SAFETY: AVX-512F is enabled here and guaranteed by the caller.
-        unsafe { gram_lower_with::<Avx512>(rows, n, g) }
-    }
-
-    /// # Safety
-    /// The CPU must support AVX2 and FMA.
-    #[target_feature(enable = "avx2,fma")]
-    pub(super) unsafe fn gram_lower_avx2(rows: &[&[f32]], n: usize, g: &mut [f64]) {
-        // SAFETY: AVX2 and FMA are enabled here and guaranteed by the caller.
-        unsafe { gram_lower_with::<Avx2>(rows, n, g) }
-    }
-
-    /// # Safety
-    /// The CPU must support AVX-512F.
-    #[target_feature(enable = "avx512f")]
-    pub(super) unsafe fn dot_avx512(a: &[f32], b: &[f32]) -> f64 {
-        // SAFETY: AVX-512F is enabled here and guaranteed by the caller.
-        unsafe { dot1::<Avx512>(a, b) }
-    }
-
-    /// # Safety
-    /// The CPU must support AVX2 and FMA.
-    #[target_feature(enable = "avx2,fma")]
-    pub(super) unsafe fn dot_avx2(a: &[f32], b: &[f32]) -> f64 {
-        // SAFETY: AVX2 and FMA are enabled here and guaranteed by the caller.
-        unsafe { dot1::<Avx2>(a, b) }
-    }
-
-    /// # Safety
-    /// The CPU must support AVX-512F.
-    #[target_feature(enable = "avx512f")]
-    pub(super) unsafe fn weighted_sum_avx512(out: &mut [f32], w0: f32, others: &[(f32, &[f32])]) {
-        // SAFETY: AVX-512F is enabled here and guaranteed by the caller.
-        unsafe { weighted_sum_with::<Avx512>(out, w0, others) }
-    }
-
-    /// # Safety
-    /// The CPU must support AVX2 and FMA.
-    #[target_feature(enable = "avx2,fma")]
-    pub(super) unsafe fn weighted_sum_avx2(out: &mut [f32], w0: f32, others: &[(f32, &[f32])]) {
-        // SAFETY: AVX2 and FMA are enabled here and guaranteed by the caller.
-        unsafe { weighted_sum_with::<Avx2>(out, w0, others) }
     }
 }
 
@@ -722,6 +829,58 @@ mod tests {
                     }
                 }
             }
+        }
+    }
+
+    /// The moving average against an f64 reference: `B Bᵀ`, `B Jᵀ` (absent row: zero column),
+    /// the new buffer and `d`, for a size that crosses tiles, flush blocks and the lane tail.
+    #[test]
+    fn moving_average_matches_reference() {
+        let (k, n) = (5, 2 * flush_cols(6) + 7);
+        let r = rows(k, n, 99);
+        let b = rows(k, n, 7).concat();
+        let h = HostRows {
+            rows: r
+                .iter()
+                .enumerate()
+                .map(|(t, v)| (t != 2).then(|| v.clone()))
+                .collect(),
+            n,
+        };
+        let (prev, cross) = h.history_grams(&b);
+        let g = |t: usize, c: usize| if t == 2 { 0.0 } else { f64::from(r[t][c]) };
+        let bb = |t: usize, c: usize| f64::from(b[t * n + c]);
+        for a in 0..k {
+            for l in 0..k {
+                let p: f64 = (0..n).map(|c| bb(a, c) * bb(l, c)).sum();
+                let x: f64 = (0..n).map(|c| bb(a, c) * g(l, c)).sum();
+                assert!(
+                    (prev[a * k + l] - p).abs() <= 1e-6 * n as f64,
+                    "BBᵀ ({a},{l})"
+                );
+                assert!(
+                    (cross[a * k + l] - x).abs() <= 1e-6 * n as f64,
+                    "BJᵀ ({a},{l})"
+                );
+            }
+        }
+        let (decay, scale, w) = (
+            0.9f32,
+            [1.0f32, 0.5, 2.0, 0.25, 1.5],
+            [0.3f32, -0.2, 0.1, 0.4, 0.4],
+        );
+        let (d, new) = h.moving_average(Some(b.clone()), decay, &scale, &w);
+        for c in (0..n).step_by(97) {
+            let mut e = 0.0;
+            for t in 0..k {
+                let v = f64::from(decay) * bb(t, c) + f64::from(scale[t]) * g(t, c);
+                assert!(
+                    (f64::from(new[t * n + c]) - v).abs() <= 1e-5,
+                    "buffer ({t},{c})"
+                );
+                e += f64::from(w[t]) * v;
+            }
+            assert!((f64::from(d[c]) - e).abs() <= 1e-5, "d col {c}");
         }
     }
 

@@ -211,6 +211,10 @@ pub struct TaskJacobian<B: Backend> {
     history: Option<HashMap<ParamId, Tensor<B, 2>>>,
     /// `Σ_p B_p B_pᵀ` and `Σ_p B_p J_pᵀ` over the blocks that have a buffer.
     history_grams: Option<(Tensor<B, 2>, Tensor<B, 2>)>,
+    /// The buffers of host blocks, taken out of their tensors (K×n row-major, f32).
+    host_history: HashMap<ParamId, Vec<f32>>,
+    /// Their Gram data (K×K each, f64).
+    host_history_grams: Option<(Vec<f64>, Vec<f64>)>,
 }
 
 /// What [`TaskJacobian::combine`] gives: the update for the wrapped optimizer, the new
@@ -279,6 +283,8 @@ impl<B: Backend> TaskJacobian<B> {
             losses: None,
             history: None,
             history_grams: None,
+            host_history: HashMap::new(),
+            host_history_grams: None,
         }
     }
 
@@ -287,14 +293,40 @@ impl<B: Backend> TaskJacobian<B> {
     /// Gram data `BBᵀ` and `BJᵀ` on the device, read with the Gram matrix by
     /// [`TaskJacobian::read`]. Buffers of parameters without gradients this step are kept
     /// unchanged by [`TaskJacobian::combine`].
-    pub fn attach_history(&mut self, buffers: HashMap<ParamId, Tensor<B, 2>>) {
+    pub fn attach_history(&mut self, mut buffers: HashMap<ParamId, Tensor<B, 2>>) {
         // A fixed order (by parameter id): the f32 sums must not depend on a hash order, so
         // that a resumed run is bit-identical.
-        let mut ids: Vec<&ParamId> = self.shared.keys().collect();
+        let mut ids: Vec<ParamId> = self.shared.keys().copied().collect();
         ids.sort_by_key(|id| id.val());
+        let k = self.k;
         for id in ids {
-            let j = &self.shared[id];
-            let Some(b) = buffers.get(id) else { continue };
+            let j = &self.shared[&id];
+            if let block::Block::Host { rows, .. } = j
+                && let Some(b) = buffers.remove(&id)
+            {
+                // Host blocks: the buffer's data (its own storage when nothing else holds it)
+                // and its Gram data on the host.
+                match host::buffer_data(b, k, rows.n) {
+                    Ok(data) => {
+                        let (prev, cross) = rows.history_grams(&data);
+                        let acc = self
+                            .host_history_grams
+                            .get_or_insert_with(|| (vec![0.0; k * k], vec![0.0; k * k]));
+                        for (a, v) in acc.0.iter_mut().zip(&prev) {
+                            *a += v;
+                        }
+                        for (a, v) in acc.1.iter_mut().zip(&cross) {
+                            *a += v;
+                        }
+                        self.host_history.insert(id, data);
+                        continue;
+                    }
+                    Err(b) => {
+                        buffers.insert(id, b);
+                    }
+                }
+            }
+            let Some(b) = buffers.get(&id) else { continue };
             let b = b.clone().to_device(&j.device());
             let prev = b.clone().matmul(b.clone().transpose());
             let cross = j.sum_over_chunks(|a, c| {
@@ -310,6 +342,39 @@ impl<B: Backend> TaskJacobian<B> {
             });
         }
         self.history = Some(buffers);
+    }
+
+    /// Takes back every moving-average buffer given to [`TaskJacobian::attach_history`]
+    /// (for a step that stops before combining).
+    pub fn detach_history(&mut self) -> HashMap<ParamId, Tensor<B, 2>> {
+        let k = self.k;
+        let mut out = self.history.take().unwrap_or_default();
+        for (id, data) in self.host_history.drain() {
+            let n = data.len() / k.max(1);
+            let device = self
+                .shared
+                .get(&id)
+                .map_or_else(Default::default, |b| b.device());
+            out.insert(
+                id,
+                Tensor::from_data(TensorData::new(data, [k, n]), &device),
+            );
+        }
+        self.history_grams = None;
+        self.host_history_grams = None;
+        out
+    }
+
+    /// Takes parameter `id`'s moving-average buffer attached by
+    /// [`TaskJacobian::attach_history`] (`None`: zero).
+    pub(crate) fn take_buffer(&mut self, id: &ParamId) -> Option<rules::Buffer<B>> {
+        if let Some(v) = self.host_history.remove(id) {
+            return Some(rules::Buffer::Host(v));
+        }
+        self.history
+            .as_mut()
+            .and_then(|h| h.remove(id))
+            .map(rules::Buffer::Device)
     }
 
     /// K, the number of tasks.
@@ -469,8 +534,16 @@ impl<B: Backend> TaskJacobian<B> {
             .collect();
         let unassigned_sq_norm = head_sq_norms.pop().unwrap_or(0.0);
         let losses = next(slots[2]);
-        let previous = next(slots[3]);
-        let cross = next(slots[4]);
+        let mut previous = next(slots[3]);
+        let mut cross = next(slots[4]);
+        if let Some((hp, hc)) = &self.host_history_grams {
+            for (dst, add) in [(&mut previous, hp), (&mut cross, hc)] {
+                let v = dst.get_or_insert_with(|| vec![0.0; k * k]);
+                for (a, b) in v.iter_mut().zip(add) {
+                    *a += b;
+                }
+            }
+        }
         let mut gram = Matrix::new(k, k, gram).expect("Gram read back with K*K entries");
         symmetrize(&mut gram);
         let history = self

@@ -25,6 +25,23 @@ pub(crate) struct BlockOut<B: Backend> {
     pub jd: Option<Tensor<B, 1>>,
 }
 
+/// A moving-average buffer handed to [`combine_rule_block`]: a `[K, n]` tensor, or host data
+/// (K×n row-major f32) taken out of one for a host block.
+pub(crate) enum Buffer<B: Backend> {
+    Device(Tensor<B, 2>),
+    Host(Vec<f32>),
+}
+
+impl<B: Backend> Buffer<B> {
+    /// As a `[K, n]` tensor on `device`.
+    fn into_tensor(self, k: usize, n: usize, device: &B::Device) -> Tensor<B, 2> {
+        match self {
+            Buffer::Device(t) => t.to_device(device),
+            Buffer::Host(v) => Tensor::from_data(TensorData::new(v, [k, n]), device),
+        }
+    }
+}
+
 /// A column-wise rule's output computed on host rows: `d` and `J d` as tensors on `device`.
 fn host_measured<B: Backend>(rows: &HostRows, d: Vec<f32>, device: &B::Device) -> BlockOut<B> {
     let jd: Vec<f32> = rows.dots_with(&d).into_iter().map(|v| v as f32).collect();
@@ -43,9 +60,45 @@ pub(crate) fn combine_rule_block<B: Backend>(
     block: Block<B>,
     w: &[f64],
     rule: &Combination,
-    buffer: Option<Tensor<B, 2>>,
+    buffer: Option<Buffer<B>>,
     uniforms: &mut Option<UniformStream<'_>>,
 ) -> Result<BlockOut<B>, MtlError> {
+    let k_tasks = block.dims()[0];
+    if let Combination::MovingAverage { input_scale, .. } = rule
+        && input_scale.len() != k_tasks
+    {
+        return Err(MtlError::TaskCount {
+            expected: k_tasks,
+            got: input_scale.len(),
+        });
+    }
+    let (block, buffer) = match (block, rule, buffer) {
+        (Block::Host { rows, device }, Combination::MovingAverage { decay, input_scale }, b) => {
+            let (k, n) = (rows.rows.len(), rows.n);
+            let host_buffer = match b {
+                None => Ok(None),
+                Some(Buffer::Host(v)) => Ok(Some(v)),
+                Some(Buffer::Device(t)) => super::host::buffer_data(t, k, n).map(Some),
+            };
+            match host_buffer {
+                Ok(hb) => {
+                    let scale: Vec<f32> = input_scale.iter().map(|&v| v as f32).collect();
+                    let w32: Vec<f32> = w.iter().map(|&v| v as f32).collect();
+                    let (d, new) = rows.moving_average(hb, *decay as f32, &scale, &w32);
+                    return Ok(BlockOut {
+                        d: Tensor::from_data(TensorData::new(d, [n]), &device),
+                        buffer: Some(Tensor::from_data(TensorData::new(new, [k, n]), &device)),
+                        jd: None,
+                    });
+                }
+                Err(t) => (
+                    Block::Host { rows, device }.into_tensor_rows(),
+                    Some(Buffer::Device(t)),
+                ),
+            }
+        }
+        (block, _, b) => (block, b),
+    };
     let block = match (block, rule) {
         (Block::Host { rows, device }, Combination::Weighted) => {
             let n = rows.n;
@@ -84,7 +137,7 @@ pub(crate) fn combine_rule_block<B: Backend>(
         );
         let fresh = block.into_stacked() * s;
         let new = match buffer {
-            Some(b) => b.mul_scalar(*decay) + fresh,
+            Some(b) => b.into_tensor(k, n, &device).mul_scalar(*decay) + fresh,
             None => fresh,
         };
         let d = combine_block(weights_tensor::<B>(w, &device), new.clone());

@@ -10,7 +10,7 @@ use std::marker::PhantomData;
 use burn::module::{AutodiffModule, ModuleVisitor, Param, ParamId};
 use burn::optim::GradientsParams;
 use burn::tensor::backend::AutodiffBackend;
-use burn::tensor::{Tensor, Transaction};
+use burn::tensor::{Tensor, TensorData, Transaction};
 
 use super::block::Block;
 use super::rules::combine_rule_block;
@@ -162,12 +162,7 @@ impl<AB: AutodiffBackend, F: Fn(Option<usize>) -> f64> ModuleVisitor<AB>
             return;
         }
         if let Some(j) = self.jac.shared.remove(&param.id) {
-            let buffer = self
-                .jac
-                .history
-                .as_mut()
-                .and_then(|h| h.remove(&param.id))
-                .map(|b| b.to_device(&j.device()));
+            let buffer = self.jac.take_buffer(&param.id);
             let out = match combine_rule_block(j, self.w, self.rule, buffer, &mut self.uniforms) {
                 Ok(out) => out,
                 Err(e) => {
@@ -235,6 +230,13 @@ where
         // Buffers of parameters that got no gradient this step are kept as they were.
         for (id, b) in v.jac.history.take().unwrap_or_default() {
             history.entry(id).or_insert(b);
+        }
+        let k = w.len();
+        for (id, data) in v.jac.host_history.drain() {
+            let n = data.len() / k.max(1);
+            history.entry(id).or_insert_with(|| {
+                Tensor::from_data(TensorData::new(data, [k, n]), &Default::default())
+            });
         }
     }
     let measured = v.measured.map(|(dd, jd)| {

@@ -514,10 +514,13 @@ impl<B: AutodiffBackend, O, W: Weighting> MultiTaskOptimizer<B, O, W> {
     /// The device side of a parameter-engine step (custom loop and `Learner` alike): the
     /// moving-average buffers if the method keeps them, the one read, the decision, the
     /// combination, and for the column-wise rules the clipping from the measured `‖d‖`.
-    /// Returns the update, the decision and the new buffers; nothing is committed.
+    /// Returns the update, the decision and the new buffers; nothing is committed (the
+    /// moving-average buffers are lent to the step and given back when it fails before
+    /// combining; a failure while combining — GradDrop's recorded draws running out — cannot
+    /// happen for the moving average).
     #[allow(clippy::type_complexity)]
     fn parameter_engine<M: AutodiffModule<B>>(
-        &self,
+        &mut self,
         module: &M,
         mut jac: TaskJacobian<B::InnerBackend>,
     ) -> Result<
@@ -530,7 +533,9 @@ impl<B: AutodiffBackend, O, W: Weighting> MultiTaskOptimizer<B, O, W> {
     > {
         let keeps = self.method.keeps_history();
         if keeps {
-            let mut buffers = self.history.clone();
+            // Moved, not cloned: a buffer held twice could not be handed over without a copy
+            // on CPU backends. A step that fails before combining gives them back.
+            let mut buffers = std::mem::take(&mut self.history);
             let device = Default::default();
             for (id, data) in &self.loaded_history {
                 buffers
@@ -540,7 +545,15 @@ impl<B: AutodiffBackend, O, W: Weighting> MultiTaskOptimizer<B, O, W> {
             jac.attach_history(buffers);
         }
         let read = jac.read();
-        let mut decision = self.decide(&read, true)?;
+        let mut decision = match self.decide(&read, true) {
+            Ok(d) => d,
+            Err(e) => {
+                if keeps {
+                    self.history = jac.detach_history();
+                }
+                return Err(e);
+            }
+        };
         let combination = decision.weights.combination.clone();
         let combined =
             jac.combine::<B, M>(module, &decision.scaled_weights(), &combination, |task| {

@@ -947,3 +947,37 @@ fn column_wise_and_moving_average_methods_resume_and_clip() {
     assert!(matches!(err.error, MtlError::EngineMismatch { .. }));
     assert_eq!(params(&err.module), params(&m));
 }
+
+#[test]
+fn rejected_step_keeps_the_moving_average() {
+    // DB-MTL's buffers are lent to a step: a step refused after the Gram read (NaN loss) gives
+    // them back, so good, refused, good equals good, good bit for bit.
+    let tasks = 3;
+    let config = MultiTaskOptimizerConfig::new().with_method("db_mtl".parse().unwrap());
+    let (b1, b2) = (batch(tasks, 61), batch(tasks, 62));
+    let m0 = model(tasks, 60);
+    let good = |o: &mut burn_mtl::MultiTaskOptimizer<B, _>, m: Net<B>, b: &Batch| {
+        let tg = TaskGradients::per_task(&m, tasks, |m, k| m.task_loss(b, k));
+        o.step(1e-2, m, tg).unwrap().0
+    };
+    let mut straight = config.init::<B, _>(AdamConfig::new().init::<B, Net<B>>());
+    let m = good(&mut straight, m0.clone(), &b1);
+    let end_straight = good(&mut straight, m, &b2);
+
+    let mut interrupted = config.init::<B, _>(AdamConfig::new().init::<B, Net<B>>());
+    let m = good(&mut interrupted, m0, &b1);
+    let nan = |m: &Net<B>, k: usize| {
+        let l = m.task_loss(&b2, k);
+        if k == 2 { l.mul_scalar(f32::NAN) } else { l }
+    };
+    let err = interrupted
+        .step(1e-2, m.clone(), TaskGradients::per_task(&m, tasks, nan))
+        .unwrap_err();
+    assert!(matches!(err.error, MtlError::NonFinite { .. }), "{:?}", err.error);
+    let end = good(&mut interrupted, err.module, &b2);
+    assert_eq!(params(&end), params(&end_straight));
+    assert_eq!(
+        interrupted.last_report().unwrap().weights,
+        straight.last_report().unwrap().weights
+    );
+}
