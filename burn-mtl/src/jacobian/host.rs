@@ -237,16 +237,16 @@ impl Lanes for Portable {
     #[inline(always)]
     unsafe fn madd(self, a: Self, b: Self) -> Self {
         let mut r = self.0;
-        for l in 0..8 {
-            r[l] += a.0[l] * b.0[l];
+        for ((v, x), y) in r.iter_mut().zip(a.0).zip(b.0) {
+            *v += x * y;
         }
         Portable(r)
     }
     #[inline(always)]
     unsafe fn mul(self, b: Self) -> Self {
         let mut r = self.0;
-        for l in 0..8 {
-            r[l] *= b.0[l];
+        for (v, y) in r.iter_mut().zip(b.0) {
+            *v *= y;
         }
         Portable(r)
     }
@@ -473,9 +473,8 @@ unsafe fn gram_lower_with<V: Lanes>(rows: &[&[f32]], n: usize, g: &mut [f64]) {
     }
     for i in 0..m {
         for j in 0..=i {
-            for c in body..n {
-                g[i * m + j] += f64::from(rows[i][c]) * f64::from(rows[j][c]);
-            }
+            let tail = rows[i][body..n].iter().zip(&rows[j][body..n]);
+            g[i * m + j] += tail.map(|(x, y)| f64::from(*x) * f64::from(*y)).sum::<f64>();
         }
     }
 }
