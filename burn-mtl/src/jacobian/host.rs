@@ -474,7 +474,9 @@ unsafe fn gram_lower_with<V: Lanes>(rows: &[&[f32]], n: usize, g: &mut [f64]) {
     for i in 0..m {
         for j in 0..=i {
             let tail = rows[i][body..n].iter().zip(&rows[j][body..n]);
-            g[i * m + j] += tail.map(|(x, y)| f64::from(*x) * f64::from(*y)).sum::<f64>();
+            g[i * m + j] += tail
+                .map(|(x, y)| f64::from(*x) * f64::from(*y))
+                .sum::<f64>();
         }
     }
 }
