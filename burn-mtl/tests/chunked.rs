@@ -1,9 +1,12 @@
 //! Blocks wider than the CPU Gram chunk: the chunked Gram matrix and the chunked combination
-//! must give the same update as the host computation (f32 tolerances).
+//! must give the same update as the host computation (f32 tolerances). With the `wgpu`
+//! feature the same cases run on burn-wgpu, where these widths take the batched Gram products
+//! (`cross_batched`).
 
 mod common;
 
 use burn::backend::NdArray;
+use burn::tensor::backend::Backend;
 use burn_mtl::jacobian::{CPU_GRAM_CHUNK, aggregate_dense};
 use burn_mtl::linalg::norm;
 use burn_mtl::method::Method;
@@ -11,6 +14,27 @@ use common::{aggregate, dist, gaussian, rng};
 
 #[test]
 fn wide_blocks_match_the_host_reference() {
+    wide_blocks::<NdArray>();
+}
+
+#[test]
+fn optimizer_on_wide_parameters_matches_the_host_reference() {
+    wide_parameters::<NdArray>();
+}
+
+#[cfg(feature = "wgpu")]
+#[test]
+fn wgpu_wide_blocks_match_the_host_reference() {
+    wide_blocks::<burn::backend::Wgpu>();
+}
+
+#[cfg(feature = "wgpu")]
+#[test]
+fn wgpu_optimizer_on_wide_parameters_matches_the_host_reference() {
+    wide_parameters::<burn::backend::Wgpu>();
+}
+
+fn wide_blocks<B: Backend>() {
     // P spans several chunks in the largest block (aggregate_dense splits P into ~1/2, 1/4, ..).
     let p = 5 * CPU_GRAM_CHUNK + 123;
     let mut r = rng(77);
@@ -22,8 +46,7 @@ fn wide_blocks_match_the_host_reference() {
         let mut host: Method = spec.parse().unwrap();
         let (d_host, _) = aggregate(&mut host, &rows).unwrap();
         let mut dev: Method = spec.parse().unwrap();
-        let (d, _) =
-            aggregate_dense::<NdArray>(&rows, &mut dev, None, &Default::default()).unwrap();
+        let (d, _) = aggregate_dense::<B>(&rows, &mut dev, None, &Default::default()).unwrap();
         assert_eq!(d.len(), p);
         let err = dist(&d, &d_host);
         assert!(
@@ -41,28 +64,27 @@ struct Wide<B: burn::tensor::backend::Backend> {
     heads: Vec<burn::nn::Linear<B>>,
 }
 
-#[test]
-fn optimizer_on_wide_parameters_matches_the_host_reference() {
+fn wide_parameters<B: Backend>() {
     use burn::backend::Autodiff;
     use burn::nn::LinearConfig;
     use burn::optim::{GradientsParams, SgdConfig};
-    use burn::tensor::{Distribution, Tensor};
+    use burn::tensor::{Distribution, ElementConversion, Tensor};
     use burn_mtl::linalg::Matrix;
     use burn_mtl::method::{History, Weighting, WeightingInput, combine_rows};
     use burn_mtl::{MultiTaskOptimizerConfig, TaskGradients};
-    type AB = Autodiff<NdArray>;
+    type AB<B> = Autodiff<B>;
     let dev = Default::default();
     let tasks = 3;
     let width = 200; // 200×200 weights = 40 000 > one chunk
     assert!(width * width > CPU_GRAM_CHUNK);
-    let model = Wide::<AB> {
+    let model = Wide::<AB<B>> {
         shared: LinearConfig::new(width, width).init(&dev),
         heads: (0..tasks)
             .map(|_| LinearConfig::new(width, 1).init(&dev))
             .collect(),
     };
-    let x = Tensor::<AB, 2>::random([8, width], Distribution::Normal(0.0, 1.0), &dev);
-    let loss = |m: &Wide<AB>, k: usize| -> Tensor<AB, 1> {
+    let x = Tensor::<AB<B>, 2>::random([8, width], Distribution::Normal(0.0, 1.0), &dev);
+    let loss = |m: &Wide<AB<B>>, k: usize| -> Tensor<AB<B>, 1> {
         let z = m.shared.forward(x.clone()).tanh();
         (m.heads[k].forward(z) - (k as f64)).powf_scalar(2.0).mean()
     };
@@ -71,13 +93,13 @@ fn optimizer_on_wide_parameters_matches_the_host_reference() {
         .map(|k| {
             let g = GradientsParams::from_grads(loss(&model, k).backward(), &model);
             let w: Vec<f32> = g
-                .get::<NdArray, 2>(model.shared.weight.id)
+                .get::<B, 2>(model.shared.weight.id)
                 .unwrap()
                 .into_data()
                 .to_vec()
                 .unwrap();
             let b: Vec<f32> = g
-                .get::<NdArray, 1>(model.shared.bias.as_ref().unwrap().id)
+                .get::<B, 1>(model.shared.bias.as_ref().unwrap().id)
                 .unwrap()
                 .into_data()
                 .to_vec()
@@ -86,7 +108,7 @@ fn optimizer_on_wide_parameters_matches_the_host_reference() {
         })
         .collect();
     let losses: Vec<f64> = (0..tasks)
-        .map(|k| loss(&model, k).into_scalar() as f64)
+        .map(|k| loss(&model, k).into_scalar().elem::<f64>())
         .collect();
     let gram = Matrix::from_rows(&rows).unwrap().gram();
     for spec in ["mean", "mgda", "trimmed_mean", "graddrop:seed=5", "db_mtl"] {
@@ -99,18 +121,18 @@ fn optimizer_on_wide_parameters_matches_the_host_reference() {
         let expect = combine_rows(&w.combination, &w.weights, &rows, &mut None).unwrap();
         let mut optim = MultiTaskOptimizerConfig::new()
             .with_method(spec.parse().unwrap())
-            .init::<AB, _>(SgdConfig::new().init::<AB, Wide<AB>>());
+            .init::<AB<B>, _>(SgdConfig::new().init::<AB<B>, Wide<AB<B>>>());
         let tg = TaskGradients::per_task(&model, tasks, |m, k| loss(m, k));
         let (g, _) = optim.aggregate(&model, tg).unwrap();
         let got: Vec<f64> = g
-            .get::<NdArray, 2>(model.shared.weight.id)
+            .get::<B, 2>(model.shared.weight.id)
             .unwrap()
             .into_data()
             .to_vec::<f32>()
             .unwrap()
             .into_iter()
             .chain(
-                g.get::<NdArray, 1>(model.shared.bias.as_ref().unwrap().id)
+                g.get::<B, 1>(model.shared.bias.as_ref().unwrap().id)
                     .unwrap()
                     .into_data()
                     .to_vec::<f32>()

@@ -747,7 +747,9 @@ fn breakdown<AB: AutodiffBackend>(
     warmup: usize,
     device: &AB::Device,
 ) -> Vec<String> {
-    use burn_mtl::jacobian::{combine_block, gram_block, gram_block_chunked, weights_tensor};
+    use burn_mtl::jacobian::{
+        batched_cols, combine_block, cross_batched, gram_block, gram_block_chunked, weights_tensor,
+    };
     type IB<AB> = <AB as AutodiffBackend>::InnerBackend;
     let k = problem.mats.len();
     let p: usize = problem
@@ -794,6 +796,18 @@ fn breakdown<AB: AutodiffBackend>(
             let _ = g.into_data();
         }
     });
+    stage(
+        "cross_batched (column batches in one batched matmul) + sum + read",
+        &mut || {
+            let g = stacked
+                .iter()
+                .map(|j| cross_batched(j, j, batched_cols(j.dims()[1])))
+                .reduce(|a, b| a + b);
+            if let Some(g) = g {
+                let _ = g.into_data();
+            }
+        },
+    );
     for c in [1usize << 14, 1 << 16, 1 << 18] {
         stage(
             &format!("gram_block over column chunks of {c} (slice views) + sum + read"),

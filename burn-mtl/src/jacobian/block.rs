@@ -3,17 +3,26 @@
 //!   arrives stacked): one big matmul beats many small ones on a GPU;
 //! - the K per-task buffers in host memory (CPU backends, f32; see [`super::host`]): the Gram
 //!   matrix and the weighted sum run on them directly, without any copy;
-//! - the K per-task rows as tensors, read in column chunks of `[K, c]` that stay in cache
-//!   (host buffers that a column-wise rule or a moving average needs as tensors).
+//! - the K per-task rows as tensors, read in column chunks of `[K, c]`: host buffers that a
+//!   rule needs as tensors (chunks that stay in cache), and on GPU backends a parameter too
+//!   large to stack (chunks below the buffer limit).
 //!
 //! Stacking K rows of a large model is a fresh `4·K·n`-byte buffer per step, written once and
 //! read twice; on a CPU that copy (and its page faults) costs more than the Gram matrix and
-//! the combination together, which is why CPU backends never stack.
+//! the combination together, which is why CPU backends never stack. On a GPU a stacked block
+//! is one buffer, and GPU APIs cap buffer sizes (WebGPU's default storage binding is 128 MiB;
+//! Mesa's lavapipe refuses a 160 MB buffer): the K gradients of a parameter with more than
+//! [`MAX_STACKED_VALUES`] values in all are kept as rows and read in `[K, c]` chunks below
+//! that size, so a large layer never needs a buffer K times its own size.
 
 use burn::tensor::backend::Backend;
 use burn::tensor::{DType, Tensor, TensorData};
 
 use super::host::HostRows;
+
+/// The most values (f32: 64 MiB) a stacked `[K, n]` block or one `[K, c]` chunk of a block kept
+/// as rows holds on a GPU backend (see the module notes).
+pub(crate) const MAX_STACKED_VALUES: usize = 1 << 24;
 
 /// The K task gradients of one shared parameter.
 #[derive(Clone, Debug)]
@@ -32,7 +41,8 @@ pub(crate) enum Block<B: Backend> {
 impl<B: Backend> Block<B> {
     /// The block of K task gradients of one parameter with `n` values (`None`: the task has
     /// no gradient there), on `device`: host buffers on the CPU backends when every gradient
-    /// is f32 ([`super::host_memory`]), one stacked `[K, n]` tensor otherwise.
+    /// is f32 ([`super::host_memory`]), otherwise one stacked `[K, n]` tensor, or K rows read
+    /// in chunks when that tensor would exceed [`MAX_STACKED_VALUES`].
     ///
     /// The gradients keep their parameter's shape: on ndarray a `reshape` copies the data, so
     /// a host buffer is read from the gradient as it is (row-major, the same flat order).
@@ -62,16 +72,30 @@ impl<B: Backend> Block<B> {
                 device: device.clone(),
             };
         }
-        Block::Stacked(Tensor::cat(
-            grads
-                .into_iter()
-                .map(|g| match g {
-                    Some(g) => g.to_device(device).reshape([1, n]),
-                    None => Tensor::zeros([1, n], device),
-                })
-                .collect(),
-            0,
-        ))
+        Self::on_device(grads, n, device, MAX_STACKED_VALUES)
+    }
+
+    /// The device layouts: one stacked `[K, n]` tensor when it holds at most `max_values`
+    /// values, otherwise K rows read in chunks of at most `max_values / K` columns.
+    pub(crate) fn on_device<const D: usize>(
+        grads: Vec<Option<Tensor<B, D>>>,
+        n: usize,
+        device: &B::Device,
+        max_values: usize,
+    ) -> Self {
+        let k = grads.len();
+        let rows = grads.into_iter().map(|g| match g {
+            Some(g) => g.to_device(device).reshape([n]),
+            None => Tensor::zeros([n], device),
+        });
+        if k.saturating_mul(n) <= max_values {
+            Block::Stacked(Tensor::cat(rows.map(|r| r.reshape([1, n])).collect(), 0))
+        } else {
+            Block::Rows {
+                rows: rows.collect(),
+                chunk: (max_values / k.max(1)).max(1),
+            }
+        }
     }
 
     /// Host buffers as tensor rows (each buffer handed to the backend without a copy); other
@@ -180,6 +204,108 @@ impl<B: Backend> Block<B> {
             Block::Rows { rows, .. } => {
                 let n = rows[0].dims()[0];
                 Tensor::cat(rows.into_iter().map(|r| r.reshape([1, n])).collect(), 0)
+            }
+        }
+    }
+}
+
+#[cfg(all(test, feature = "ndarray"))]
+mod tests {
+    use burn::backend::NdArray;
+    use burn::tensor::{Distribution, Tensor};
+
+    use super::Block;
+    use crate::jacobian::gram_block;
+    use crate::jacobian::rules::{Buffer, combine_rule_block};
+    use crate::method::{Combination, Uniforms};
+
+    type B = NdArray;
+
+    fn close(a: Tensor<B, 1>, b: Tensor<B, 1>) {
+        let (a, b) = (
+            a.into_data().to_vec::<f32>().unwrap(),
+            b.into_data().to_vec::<f32>().unwrap(),
+        );
+        assert_eq!(a.len(), b.len());
+        for (x, y) in a.iter().zip(&b) {
+            assert!((x - y).abs() <= 1e-4 * x.abs().max(1.0), "{x} vs {y}");
+        }
+    }
+
+    /// The batched product equals one matmul whether the batches cover every column, leave a
+    /// remainder, or are too few to split.
+    #[test]
+    fn batched_cross_matches_one_matmul() {
+        let dev = Default::default();
+        for (n, cols) in [(1024, 64), (1000, 64), (100, 64), (64, 64), (7, 0)] {
+            let a = Tensor::<B, 2>::random([4, n], Distribution::Normal(0.0, 1.0), &dev);
+            let b = Tensor::<B, 2>::random([2, n], Distribution::Normal(0.0, 3.0), &dev);
+            let x = a.clone().matmul(b.clone().transpose()).reshape([8]);
+            close(x, crate::jacobian::cross_batched(&a, &b, cols).reshape([8]));
+        }
+    }
+
+    /// A parameter too large to stack (the GPU layout's limit, made small here) is kept as
+    /// rows read in chunks, and gives the stacked block's Gram matrix and, for every rule, the
+    /// same update, `J d` and moving-average buffer, with an absent task and a last chunk
+    /// shorter than the others.
+    #[test]
+    fn rows_beyond_the_stacking_limit_match_the_stacked_block() {
+        let dev = Default::default();
+        let (k, n) = (3, 1003);
+        let grads: Vec<Option<Tensor<B, 2>>> = vec![
+            Some(Tensor::random(
+                [17, 59],
+                Distribution::Normal(0.0, 1.0),
+                &dev,
+            )),
+            None,
+            Some(Tensor::random(
+                [17, 59],
+                Distribution::Normal(0.0, 2.0),
+                &dev,
+            )),
+        ];
+        let stacked = Block::on_device(grads.clone(), n, &dev, usize::MAX);
+        let rows = Block::on_device(grads, n, &dev, k * 100);
+        assert!(matches!(stacked, Block::Stacked(_)));
+        assert!(matches!(rows, Block::Rows { chunk: 100, .. }));
+        assert_eq!(rows.ranges().len(), 11);
+        let gram = |b: &Block<B>| b.sum_over_chunks(|_, c| gram_block(&c)).reshape([k * k]);
+        close(gram(&stacked), gram(&rows));
+
+        let buffer = Tensor::<B, 2>::random([k, n], Distribution::Normal(0.0, 1.0), &dev);
+        let w = [0.2, 0.5, 1.5];
+        for rule in [
+            Combination::Weighted,
+            Combination::TrimmedMean { trim: 1 },
+            Combination::GradDrop {
+                uniforms: Uniforms::Seeded(5),
+            },
+            Combination::MovingAverage {
+                decay: 0.9,
+                input_scale: vec![1.0, 0.5, 2.0],
+            },
+        ] {
+            let run = |b: &Block<B>| {
+                let draws = match &rule {
+                    Combination::GradDrop { uniforms } => Some(uniforms.clone()),
+                    _ => None,
+                };
+                let mut stream = draws.as_ref().map(|u| u.stream());
+                let buf = matches!(rule, Combination::MovingAverage { .. })
+                    .then(|| Buffer::Device(buffer.clone()));
+                combine_rule_block(b.clone(), &w, &rule, buf, &mut stream).unwrap()
+            };
+            let (a, b) = (run(&stacked), run(&rows));
+            close(a.d, b.d);
+            assert_eq!(a.jd.is_some(), b.jd.is_some());
+            if let (Some(x), Some(y)) = (a.jd, b.jd) {
+                close(x, y);
+            }
+            assert_eq!(a.buffer.is_some(), b.buffer.is_some());
+            if let (Some(x), Some(y)) = (a.buffer, b.buffer) {
+                close(x.reshape([k * n]), y.reshape([k * n]));
             }
         }
     }

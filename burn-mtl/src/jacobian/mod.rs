@@ -72,15 +72,90 @@ pub const CPU_GRAM_CHUNK: usize = 1 << 15;
 /// }
 /// ```
 pub fn gram_block_chunked<B: Backend>(j: &Tensor<B, 2>, chunk: usize) -> Tensor<B, 2> {
-    let n = j.dims()[1];
+    cross_chunked(j, j, chunk)
+}
+
+/// `a bᵀ` as `Σ_c a_c b_cᵀ` over column chunks of `chunk` (one product when `chunk` is 0 or
+/// covers every column).
+fn cross_chunked<B: Backend>(a: &Tensor<B, 2>, b: &Tensor<B, 2>, chunk: usize) -> Tensor<B, 2> {
+    let n = a.dims()[1];
     if chunk == 0 || n <= chunk {
-        return gram_block(j);
+        return a.clone().matmul(b.clone().transpose());
     }
     (0..n)
         .step_by(chunk)
-        .map(|a| gram_block(&j.clone().narrow(1, a, chunk.min(n - a))))
+        .map(|s| {
+            let len = chunk.min(n - s);
+            a.clone()
+                .narrow(1, s, len)
+                .matmul(b.clone().narrow(1, s, len).transpose())
+        })
         .reduce(|x, y| x + y)
         .expect("n > chunk > 0")
+}
+
+/// The column count of one batch of [`cross_batched`] for `n` columns: about 512 batches
+/// (enough to fill a GPU's compute units), between 512 and 16 384 columns each.
+pub fn batched_cols(n: usize) -> usize {
+    (n / 512).clamp(512, 1 << 14)
+}
+
+/// `a bᵀ` (`[K, M]`) for `a: [K, n]` and `b: [M, n]`, as one batched matmul over
+/// `⌊n / cols⌋` column batches summed (plus one product for the remaining columns).
+///
+/// A GPU matmul parallelises over the output's tiles, not over the inner dimension: the
+/// K×K Gram matrix of a `[K, n]` block is one tile, so `J Jᵀ` would run on one compute
+/// unit, reading all `K·n` values serially. Batching the columns gives every batch its own
+/// unit; the sum over batches is one reduction.
+///
+/// ```
+/// use burn::backend::NdArray;
+/// use burn::tensor::{Distribution, Tensor};
+/// let dev = Default::default();
+/// let a = Tensor::<NdArray, 2>::random([3, 1000], Distribution::Normal(0.0, 1.0), &dev);
+/// let b = Tensor::<NdArray, 2>::random([2, 1000], Distribution::Normal(0.0, 1.0), &dev);
+/// let x = a.clone().matmul(b.clone().transpose()).into_data().to_vec::<f32>().unwrap();
+/// let y = burn_mtl::jacobian::cross_batched(&a, &b, 64).into_data().to_vec::<f32>().unwrap();
+/// for (x, y) in x.iter().zip(&y) {
+///     assert!((x - y).abs() <= 1e-4 * x.abs().max(1.0));
+/// }
+/// ```
+pub fn cross_batched<B: Backend>(a: &Tensor<B, 2>, b: &Tensor<B, 2>, cols: usize) -> Tensor<B, 2> {
+    let ([k, n], [m, n_b]) = (a.dims(), b.dims());
+    assert_eq!(n, n_b, "cross_batched: operands with {n} and {n_b} columns");
+    let cols = cols.max(1);
+    let batches = n / cols;
+    if batches < 2 {
+        return a.clone().matmul(b.clone().transpose());
+    }
+    let main = batches * cols;
+    let split = |t: &Tensor<B, 2>, rows: usize| {
+        t.clone()
+            .narrow(1, 0, main)
+            .reshape([rows, batches, cols])
+            .swap_dims(0, 1)
+    };
+    let out = split(a, k)
+        .matmul(split(b, m).transpose())
+        .sum_dim(0)
+        .reshape([k, m]);
+    if main == n {
+        return out;
+    }
+    let rest = n - main;
+    out + a
+        .clone()
+        .narrow(1, main, rest)
+        .matmul(b.clone().narrow(1, main, rest).transpose())
+}
+
+/// `a bᵀ` the way that suits `a`'s device: column chunks of [`CPU_GRAM_CHUNK`] on the CPU
+/// backends ([`gram_block_chunked`]'s reasons), [`cross_batched`] elsewhere.
+pub(crate) fn cross_on_device<B: Backend>(a: &Tensor<B, 2>, b: &Tensor<B, 2>) -> Tensor<B, 2> {
+    match gram_chunk::<B>(&a.device()) {
+        Some(chunk) => cross_chunked(a, b, chunk),
+        None => cross_batched(a, b, batched_cols(a.dims()[1])),
+    }
 }
 
 /// The Gram chunk for blocks on `device`: [`CPU_GRAM_CHUNK`] columns on the CPU backends
@@ -328,10 +403,10 @@ impl<B: Backend> TaskJacobian<B> {
             }
             let Some(b) = buffers.get(&id) else { continue };
             let b = b.clone().to_device(&j.device());
-            let prev = b.clone().matmul(b.clone().transpose());
+            let prev = cross_on_device(&b, &b);
             let cross = j.sum_over_chunks(|a, c| {
                 let len = c.dims()[1];
-                b.clone().narrow(1, a, len).matmul(c.transpose())
+                cross_on_device(&b.clone().narrow(1, a, len), &c)
             });
             self.history_grams = Some(match self.history_grams.take() {
                 None => (prev, cross),
@@ -418,7 +493,7 @@ impl<B: Backend> TaskJacobian<B> {
     /// with [`TaskJacobian::take_block`] and [`combine_block`].
     pub fn from_block(j: Tensor<B, 2>) -> Self {
         let mut jac = Self::empty(j.dims()[0]);
-        jac.gram = Some(gram_block(&j));
+        jac.gram = Some(cross_on_device(&j, &j));
         jac.block = Some(j);
         jac
     }
@@ -447,7 +522,7 @@ impl<B: Backend> TaskJacobian<B> {
             self.shared.insert(id, j);
             return;
         }
-        let part = j.sum_over_chunks(|_, c| gram_block(&c));
+        let part = j.sum_over_chunks(|_, c| cross_on_device(&c, &c));
         self.gram = Some(match self.gram.take() {
             None => part,
             // Under sharded multi-device training, blocks may live on different devices.

@@ -184,7 +184,7 @@ pub(crate) fn combine_rule_block<B: Backend>(
             Combination::MovingAverage { .. } => unreachable!("handled above"),
         };
         if !rule.is_gram_linear() {
-            let part = j.matmul(d.clone().reshape([len, 1])).reshape([k]);
+            let part = super::cross_on_device(&j, &d.clone().reshape([1, len])).reshape([k]);
             jd = Some(match jd {
                 None => part,
                 Some(acc) => acc + part,
