@@ -13,7 +13,8 @@
 //! is one buffer, and GPU APIs cap buffer sizes (WebGPU's default storage binding is 128 MiB;
 //! Mesa's lavapipe refuses a 160 MB buffer): the K gradients of a parameter with more than
 //! [`MAX_STACKED_VALUES`] values in all are kept as rows and read in `[K, c]` chunks below
-//! that size, so a large layer never needs a buffer K times its own size.
+//! that size, so a large layer needs no buffer K times its own size — except under the moving
+//! average (DB-MTL), whose state is itself a `[K, n]` buffer per parameter.
 
 use burn::tensor::backend::Backend;
 use burn::tensor::{DType, Tensor, TensorData};

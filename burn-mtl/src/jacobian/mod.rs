@@ -47,7 +47,12 @@ pub use pack::{infer_packed_k, merge_multi, pack_task_grads};
 /// assert_eq!(m.into_data().to_vec::<f32>().unwrap(), vec![5.0, 2.0, 2.0, 1.0]);
 /// ```
 pub fn gram_block<B: Backend>(j: &Tensor<B, 2>) -> Tensor<B, 2> {
-    j.clone().matmul(j.clone().transpose())
+    cross(j, j)
+}
+
+/// `a bᵀ` as one matmul.
+fn cross<B: Backend>(a: &Tensor<B, 2>, b: &Tensor<B, 2>) -> Tensor<B, 2> {
+    a.clone().matmul(b.clone().transpose())
 }
 
 /// The column chunk for the Gram matmul on CPU backends (see [`gram_block_chunked`]).
@@ -80,15 +85,13 @@ pub fn gram_block_chunked<B: Backend>(j: &Tensor<B, 2>, chunk: usize) -> Tensor<
 fn cross_chunked<B: Backend>(a: &Tensor<B, 2>, b: &Tensor<B, 2>, chunk: usize) -> Tensor<B, 2> {
     let n = a.dims()[1];
     if chunk == 0 || n <= chunk {
-        return a.clone().matmul(b.clone().transpose());
+        return cross(a, b);
     }
     (0..n)
         .step_by(chunk)
         .map(|s| {
             let len = chunk.min(n - s);
-            a.clone()
-                .narrow(1, s, len)
-                .matmul(b.clone().narrow(1, s, len).transpose())
+            cross(&a.clone().narrow(1, s, len), &b.clone().narrow(1, s, len))
         })
         .reduce(|x, y| x + y)
         .expect("n > chunk > 0")
@@ -126,7 +129,7 @@ pub fn cross_batched<B: Backend>(a: &Tensor<B, 2>, b: &Tensor<B, 2>, cols: usize
     let cols = cols.max(1);
     let batches = n / cols;
     if batches < 2 {
-        return a.clone().matmul(b.clone().transpose());
+        return cross(a, b);
     }
     let main = batches * cols;
     let split = |t: &Tensor<B, 2>, rows: usize| {
@@ -143,10 +146,10 @@ pub fn cross_batched<B: Backend>(a: &Tensor<B, 2>, b: &Tensor<B, 2>, cols: usize
         return out;
     }
     let rest = n - main;
-    out + a
-        .clone()
-        .narrow(1, main, rest)
-        .matmul(b.clone().narrow(1, main, rest).transpose())
+    out + cross(
+        &a.clone().narrow(1, main, rest),
+        &b.clone().narrow(1, main, rest),
+    )
 }
 
 /// `a bᵀ` the way that suits `a`'s device: column chunks of [`CPU_GRAM_CHUNK`] on the CPU
