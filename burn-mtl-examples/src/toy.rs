@@ -438,6 +438,9 @@ pub struct RunResult {
     pub mean_min_distance: f64,
     /// The weights of the last step.
     pub last_weights: Vec<f64>,
+    /// Number of steps whose weights came from a documented fallback of the method
+    /// ([`burn_mtl::StepReport::fallback`]) rather than its exact answer.
+    pub fallback_steps: usize,
     /// Wall time of the run.
     pub elapsed: Duration,
 }
@@ -495,6 +498,7 @@ pub fn train<B: AutodiffBackend>(
     }];
     let mut steps_to_front = (pareto.distance(x) <= config.front_tol).then_some(0);
     let mut last_weights = Vec::new();
+    let mut fallback_steps = 0;
     let mut reported = 0;
     for step in 1..=config.steps {
         // Loss-based methods (FAMO, MARIGOLD) run on the loss-only engine: one backward of the
@@ -509,6 +513,7 @@ pub fn train<B: AutodiffBackend>(
         }
         .map_err(|r| r.error)?;
         model = next;
+        fallback_steps += usize::from(report.fallback.is_some());
         last_weights = report.weights;
         x = model.params();
         if steps_to_front.is_none() && pareto.distance(x) <= config.front_tol {
@@ -538,6 +543,164 @@ pub fn train<B: AutodiffBackend>(
         steps_to_front,
         mean_min_distance: (x[0] - mean_min[0]).hypot(x[1] - mean_min[1]),
         last_weights,
+        fallback_steps,
         elapsed: began.elapsed(),
     })
+}
+
+/// Trains the toy problem from `start` with `method` entirely in `f64` on the host: the
+/// analytic gradients of [`ToyProblem::gradients`], the method's weights on their Gram matrix
+/// (with the losses), `d = Σ_k w_k ∇L_k` and Adam with PyTorch's rule (β = (0.9, 0.999),
+/// ε = 1e-8, bias-corrected). Loss-based methods get the losses at the new point after each
+/// step, as the training loop of [`train`] gives them.
+///
+/// The same method code as [`train`], without Burn's `f32` arithmetic: what the behavioural
+/// tests and the comparison with the official update rules use (`f64` trajectories can be
+/// compared step by step; `f32` ones drift apart on this problem's flat regions). About a
+/// microsecond per step.
+///
+/// # Errors
+/// The first step whose weights the method cannot compute.
+///
+/// ```
+/// use burn_mtl_examples::toy::{self, RunConfig, ToyProblem};
+/// let config = RunConfig { steps: 2000, ..RunConfig::default() };
+/// let pareto = ToyProblem::NASH.pareto_set(201);
+/// let method = "mgda".parse().unwrap();
+/// let r = toy::train_host(&method, "mgda", [-7.5, -0.5], &config, &pareto).unwrap();
+/// assert!(r.front_distance < pareto.distance([-7.5, -0.5]));
+/// ```
+pub fn train_host(
+    method: &Method,
+    label: &str,
+    start: [f64; 2],
+    config: &RunConfig,
+    pareto: &ParetoSet,
+) -> Result<RunResult, MtlError> {
+    let began = Instant::now();
+    let mut trace = HostTrace::new(method, start, config.problem)?;
+    let every = config.record_every.max(1);
+    let problem = config.problem;
+    let mean_min = problem.mean_loss_minimum();
+    let mut x = start;
+    let mut trajectory = vec![TrajectoryPoint {
+        step: 0,
+        x,
+        losses: problem.losses(x),
+    }];
+    let mut steps_to_front = (pareto.distance(x) <= config.front_tol).then_some(0);
+    for step in 1..=config.steps {
+        x = trace.step(config.lr)?;
+        if steps_to_front.is_none() && pareto.distance(x) <= config.front_tol {
+            steps_to_front = Some(step);
+        }
+        if step % every == 0 || step == config.steps {
+            trajectory.push(TrajectoryPoint {
+                step,
+                x,
+                losses: problem.losses(x),
+            });
+        }
+    }
+    Ok(RunResult {
+        method: label.to_string(),
+        start,
+        steps: config.steps,
+        trajectory,
+        final_x: x,
+        final_losses: problem.losses(x),
+        front_distance: pareto.distance(x),
+        steps_to_front,
+        mean_min_distance: (x[0] - mean_min[0]).hypot(x[1] - mean_min[1]),
+        last_weights: trace.last_weights,
+        fallback_steps: trace.fallback_steps,
+        elapsed: began.elapsed(),
+    })
+}
+
+/// The state of one `f64` host run ([`train_host`]), stepped one Adam step at a time: the
+/// point, Adam's moments and the method (with its own state).
+#[derive(Clone, Debug)]
+pub struct HostTrace {
+    problem: ToyProblem,
+    method: Method,
+    x: [f64; 2],
+    m: [f64; 2],
+    v: [f64; 2],
+    t: i32,
+    /// The weights of the last step.
+    pub last_weights: Vec<f64>,
+    /// Number of steps whose weights came from a documented fallback of the method.
+    pub fallback_steps: usize,
+}
+
+impl HostTrace {
+    /// A run of `method` from `start`; loss-offset methods get the floor of [`train`].
+    ///
+    /// # Errors
+    /// Never at present (kept for methods whose set-up can fail).
+    pub fn new(method: &Method, start: [f64; 2], problem: ToyProblem) -> Result<Self, MtlError> {
+        let mut method = method.clone();
+        if let Some(floor) = method.min_losses_mut()
+            && floor.is_none()
+        {
+            *floor = Some(problem.scales.iter().map(|s| -21.0 * s).collect());
+        }
+        Ok(Self {
+            problem,
+            method,
+            x: start,
+            m: [0.0; 2],
+            v: [0.0; 2],
+            t: 0,
+            last_weights: Vec::new(),
+            fallback_steps: 0,
+        })
+    }
+
+    /// The current point.
+    pub fn x(&self) -> [f64; 2] {
+        self.x
+    }
+
+    /// The update `d` the method gives at the current point, and its weights.
+    ///
+    /// # Errors
+    /// The method's error, if it cannot compute weights.
+    pub fn direction(&mut self) -> Result<([f64; 2], Vec<f64>), MtlError> {
+        let g = self.problem.gradients(self.x);
+        let losses = self.problem.losses(self.x);
+        let gram = burn_mtl::linalg::Matrix::from_rows(&[g[0].to_vec(), g[1].to_vec()])?.gram();
+        let input = burn_mtl::method::WeightingInput::new(&gram).with_losses(&losses);
+        let out = self.method.weights(&input)?;
+        self.fallback_steps += usize::from(out.fallback.is_some());
+        let w = out.weights;
+        let d = [
+            w[0] * g[0][0] + w[1] * g[1][0],
+            w[0] * g[0][1] + w[1] * g[1][1],
+        ];
+        Ok((d, w))
+    }
+
+    /// One Adam step; returns the new point.
+    ///
+    /// # Errors
+    /// The method's error, if it cannot compute weights or take the losses after the step.
+    pub fn step(&mut self, lr: f64) -> Result<[f64; 2], MtlError> {
+        let (d, w) = self.direction()?;
+        self.t += 1;
+        let (b1, b2, eps) = (0.9f64, 0.999f64, f64::from(ADAM_EPSILON));
+        let (c1, c2) = (1.0 - b1.powi(self.t), 1.0 - b2.powi(self.t));
+        for (j, dj) in d.iter().enumerate() {
+            self.m[j] = b1 * self.m[j] + (1.0 - b1) * dj;
+            self.v[j] = b2 * self.v[j] + (1.0 - b2) * dj * dj;
+            let denom = (self.v[j] / c2).sqrt() + eps;
+            self.x[j] -= lr * (self.m[j] / c1) / denom;
+        }
+        if self.method.after_step() != burn_mtl::method::AfterStep::Nothing {
+            self.method.update(&self.problem.losses(self.x))?;
+        }
+        self.last_weights = w;
+        Ok(self.x)
+    }
 }

@@ -8,6 +8,8 @@
 //! cargo run --release -p burn-mtl-examples --bin toy -- --methods mean,mgda,pcgrad:seed=3
 //! # on burn-wgpu (a GPU, or Mesa's lavapipe on the CPU): same table, CSV files and figures
 //! cargo run --release -p burn-mtl-examples --features wgpu --bin toy -- --backend wgpu --quick
+//! # f64 on the host, no Burn backend: the reference trajectories of the behavioural tests
+//! cargo run --release -p burn-mtl-examples --bin toy -- --backend host --methods conicgrad --l1-scale 1 --steps 100000
 //! ```
 //!
 //! Prints a table (end point, end losses, distance to the Pareto set, whether the front and
@@ -35,11 +37,16 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 /// The backend the runs train on (`--backend`).
 #[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
 enum BackendArg {
-    /// burn-ndarray on the CPU.
+    /// burn-ndarray on the CPU, `f32` (as PyTorch's default dtype in the reference toy code).
     Ndarray,
+    /// burn-ndarray on the CPU with `f64` parameters and gradients.
+    NdarrayF64,
     /// burn-wgpu (a GPU through Vulkan/Metal/DX12; Mesa's lavapipe on a CPU-only Linux
     /// machine). Needs the `wgpu` feature of burn-mtl-examples.
     Wgpu,
+    /// No Burn backend: the same methods on the analytic gradients in `f64` with a host Adam
+    /// ([`toy::train_host`]); the reference trajectories of the behavioural tests.
+    Host,
 }
 
 /// One training run on some backend (see [`train_on`]).
@@ -72,10 +79,26 @@ fn train_on<B: AutodiffBackend>(
     )
 }
 
+/// [`toy::train_host`]: `f64` on the host.
+fn train_host(
+    method: &Method,
+    label: &str,
+    start: [f64; 2],
+    config: &RunConfig,
+    pareto: &toy::ParetoSet,
+    progress: &mut dyn FnMut(usize),
+) -> Result<RunResult, MtlError> {
+    let r = toy::train_host(method, label, start, config, pareto);
+    progress(config.steps);
+    r
+}
+
 /// The training function of `backend`.
 fn trainer(backend: BackendArg) -> Result<TrainFn, String> {
     match backend {
+        BackendArg::Host => Ok(train_host),
         BackendArg::Ndarray => Ok(train_on::<Autodiff<NdArray>>),
+        BackendArg::NdarrayF64 => Ok(train_on::<Autodiff<NdArray<f64>>>),
         #[cfg(feature = "wgpu")]
         BackendArg::Wgpu => Ok(train_on::<Autodiff<burn::backend::Wgpu>>),
         #[cfg(not(feature = "wgpu"))]
@@ -123,7 +146,7 @@ struct Args {
     /// Never show the progress bar (it is hidden anyway when stderr is not a terminal).
     #[arg(long)]
     no_progress: bool,
-    /// Backend to train on (`wgpu` needs the `wgpu` feature).
+    /// Backend to train on (`wgpu` needs the `wgpu` feature; `host` is `f64` without Burn).
     #[arg(long, value_enum, default_value = "ndarray")]
     backend: BackendArg,
 }
@@ -253,13 +276,13 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     let mut results = Vec::new();
     let mut table = String::new();
     let mut csv = String::from(
-        "method,start_x1,start_x2,steps,end_x1,end_x2,end_l1,end_l2,front_distance,on_front,at_mean_min,steps_to_front,last_w1,last_w2,seconds,error\n",
+        "method,start_x1,start_x2,steps,end_x1,end_x2,end_l1,end_l2,front_distance,on_front,at_mean_min,steps_to_front,last_w1,last_w2,fallback_steps,seconds,error\n",
     );
     writeln!(
         table,
-        "| method | start | end θ | end (L1, L2) | dist. to Pareto set | on front | mean-loss min | steps to front | last weights |"
+        "| method | start | end θ | end (L1, L2) | dist. to Pareto set | on front | mean-loss min | steps to front | last weights | fallback steps |"
     )?;
-    writeln!(table, "|---|---|---|---|---|---|---|---|---|")?;
+    writeln!(table, "|---|---|---|---|---|---|---|---|---|---|")?;
     let mut run_time = Duration::ZERO;
     for (i, slot) in slots.into_iter().enumerate() {
         let (label, start) = (&labels[i / STARTS.len()], STARTS[i % STARTS.len()]);
@@ -275,7 +298,7 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
                 let w = |k: usize| r.last_weights.get(k).copied().unwrap_or(f64::NAN);
                 writeln!(
                     table,
-                    "| {label} | {start_s} | ({:.3}, {:.3}) | ({:.4}, {:.4}) | {:.4} | {} | {} | {to_front} | ({:.3}, {:.3}) |",
+                    "| {label} | {start_s} | ({:.3}, {:.3}) | ({:.4}, {:.4}) | {:.4} | {} | {} | {to_front} | ({:.3}, {:.3}) | {} |",
                     r.final_x[0],
                     r.final_x[1],
                     r.final_losses[0],
@@ -285,10 +308,11 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
                     if at_mean { "yes" } else { "no" },
                     w(0),
                     w(1),
+                    r.fallback_steps,
                 )?;
                 writeln!(
                     csv,
-                    "{label},{},{},{},{},{},{},{},{},{on_front},{at_mean},{},{},{},{:.3},",
+                    "{label},{},{},{},{},{},{},{},{},{on_front},{at_mean},{},{},{},{},{:.3},",
                     start[0],
                     start[1],
                     r.steps,
@@ -300,21 +324,22 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
                     r.steps_to_front.map_or(String::new(), |s| s.to_string()),
                     w(0),
                     w(1),
+                    r.fallback_steps,
                     r.elapsed.as_secs_f64(),
                 )?;
                 results.push(r);
             }
             Some(Err(e)) => {
-                writeln!(table, "| {label} | {start_s} | error: {e} | | | | | | |")?;
+                writeln!(table, "| {label} | {start_s} | error: {e} | | | | | | | |")?;
                 writeln!(
                     csv,
-                    "{label},{},{},,,,,,,,,,,,,\"{}\"",
+                    "{label},{},{},,,,,,,,,,,,,,\"{}\"",
                     start[0],
                     start[1],
                     e.replace('"', "'")
                 )?;
             }
-            None => writeln!(table, "| {label} | {start_s} | not run | | | | | | |")?,
+            None => writeln!(table, "| {label} | {start_s} | not run | | | | | | | |")?,
         }
     }
     let total_steps = (results.len() * steps).max(1) as f64;
