@@ -5,7 +5,8 @@
 # the workspace's target dir) and runs it three times: with WebGPU (Chromium's SwiftShader,
 # no GPU needed), without WebGPU (the page must fall back to burn-ndarray by itself), and on
 # burn-ndarray through the WebGPU code path. Each run trains a few hundred steps; the page
-# must report finite losses and have drawn its plots, and the runs must agree.
+# must report finite losses and have drawn its plots, and the runs must agree. XTASK names
+# a built xtask binary to use instead of `cargo xtask` (CI passes target/release/xtask).
 # Screenshots and a JSON summary go to target/ci-demo/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -26,4 +27,4 @@ if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; the
     apt-get install -y -qq chromium chromium-driver >/dev/null
 fi
 
-cargo xtask demo --test --require-webgpu --steps 300 --test-out target/ci-demo
+${XTASK:-cargo xtask} demo --test --require-webgpu --steps 300 --test-out target/ci-demo

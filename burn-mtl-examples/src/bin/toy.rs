@@ -161,6 +161,16 @@ fn main() -> std::process::ExitCode {
     }
 }
 
+/// `s` as one CSV field: quoted (inner quotes doubled) when it holds a comma, a quote or a
+/// line break, as method specifications with options do (`cagrad:c=0.5,rescale=none`).
+fn csv_field(s: &str) -> String {
+    if s.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", s.replace('"', "\"\""))
+    } else {
+        s.to_string()
+    }
+}
+
 /// The whole job; errors are reported by `main` with their `Display` text.
 fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     let train = trainer(args.backend)?;
@@ -312,7 +322,8 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
                 )?;
                 writeln!(
                     csv,
-                    "{label},{},{},{},{},{},{},{},{},{on_front},{at_mean},{},{},{},{},{:.3},",
+                    "{},{},{},{},{},{},{},{},{},{on_front},{at_mean},{},{},{},{},{:.3},",
+                    csv_field(label),
                     start[0],
                     start[1],
                     r.steps,
@@ -333,10 +344,11 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
                 writeln!(table, "| {label} | {start_s} | error: {e} | | | | | | | |")?;
                 writeln!(
                     csv,
-                    "{label},{},{},,,,,,,,,,,,,,\"{}\"",
+                    "{},{},{},,,,,,,,,,,,,,{}",
+                    csv_field(label),
                     start[0],
                     start[1],
-                    e.replace('"', "'")
+                    csv_field(&e)
                 )?;
             }
             None => writeln!(table, "| {label} | {start_s} | not run | | | | | | | |")?,
@@ -379,7 +391,14 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
             writeln!(
                 traj,
                 "{},{},{},{},{},{},{},{}",
-                r.method, r.start[0], r.start[1], p.step, p.x[0], p.x[1], p.losses[0], p.losses[1]
+                csv_field(&r.method),
+                r.start[0],
+                r.start[1],
+                p.step,
+                p.x[0],
+                p.x[1],
+                p.losses[0],
+                p.losses[1]
             )?;
         }
     }
