@@ -82,7 +82,7 @@ pub fn catalog() -> String {
     json!({
         "methods": crate::method_names(),
         "starts": STARTS,
-        "help": Method::HELP,
+        "help": Method::help(),
     })
     .to_string()
 }

@@ -433,3 +433,23 @@ fn mgda_exact_kkt_certificate() {
         fails.join("\n")
     );
 }
+
+/// The registry and the harness agree: every registered method whose default instance
+/// weights the Gram matrix (not only the losses) has a row in [`methods`], so a method added
+/// to the registry without its property row fails here.
+#[test]
+fn every_gram_method_of_the_registry_is_in_the_harness() {
+    let covered: Vec<&str> = methods().iter().map(|(_, f, _)| f(2).name()).collect();
+    let mut missing = Vec::new();
+    for m in Method::all_defaults() {
+        let loss_only = !m.requires_gram();
+        // DB-MTL combines a moving average of log-loss gradients, not a Gram weighting.
+        if !loss_only && !covered.contains(&m.name()) && m.name() != "db_mtl" {
+            missing.push(m.name());
+        }
+    }
+    assert!(
+        missing.is_empty(),
+        "registered but not in the property harness: {missing:?}"
+    );
+}

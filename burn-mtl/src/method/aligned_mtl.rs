@@ -299,6 +299,19 @@ impl Weighting for AlignedMtl {
     }
 }
 
+impl super::Registered for AlignedMtl {
+    const ALIASES: &'static [&'static str] = &["alignedmtl", "amtl"];
+    const OPTIONS: &'static str = "[:scale=min|median|rmse,pref=sum|mean,rank_eps=f32|dtype]";
+
+    fn from_spec(spec: &super::MethodSpec) -> Result<Self, crate::MtlError> {
+        Self::from_spec(spec)
+    }
+
+    fn registry_default() -> Option<Self> {
+        Some(Self::default())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

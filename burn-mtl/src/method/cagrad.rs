@@ -417,6 +417,18 @@ impl Weighting for Cagrad {
     }
 }
 
+impl super::Registered for Cagrad {
+    const OPTIONS: &'static str = "[:c=0.4,rescale=one_plus_c2|one_plus_c|none,norm_eps=1e-4,original_eps=false,convention=official|torchjd|original]";
+
+    fn from_spec(spec: &super::MethodSpec) -> Result<Self, crate::MtlError> {
+        Self::from_spec(spec)
+    }
+
+    fn registry_default() -> Option<Self> {
+        Some(Self::default())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

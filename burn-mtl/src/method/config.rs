@@ -212,6 +212,19 @@ impl Weighting for ConFig {
     }
 }
 
+impl super::Registered for ConFig {
+    const ALIASES: &'static [&'static str] = &["con_fig"];
+    const OPTIONS: &'static str = "[:pref=a/b/..]";
+
+    fn from_spec(spec: &super::MethodSpec) -> Result<Self, crate::MtlError> {
+        Self::from_spec(spec)
+    }
+
+    fn registry_default() -> Option<Self> {
+        Some(Self::default())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -349,6 +349,19 @@ impl Weighting for ConicGrad {
     }
 }
 
+impl super::Registered for ConicGrad {
+    const ALIASES: &'static [&'static str] = &["conic_grad"];
+    const OPTIONS: &'static str = "[:c=0.5]";
+
+    fn from_spec(spec: &super::MethodSpec) -> Result<Self, crate::MtlError> {
+        Self::from_spec(spec)
+    }
+
+    fn registry_default() -> Option<Self> {
+        Some(Self::default())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -173,3 +173,20 @@ impl Weighting for DbMtl {
         true
     }
 }
+
+impl super::Registered for DbMtl {
+    const ALIASES: &'static [&'static str] = &["dbmtl"];
+    const OPTIONS: &'static str = "[:beta=0.9,beta_sigma=0,min_losses=a/b/..]";
+
+    fn from_spec(spec: &super::MethodSpec) -> Result<Self, crate::MtlError> {
+        Self::from_spec(spec)
+    }
+
+    fn registry_default() -> Option<Self> {
+        Some(Self::default())
+    }
+
+    fn min_losses_mut(&mut self) -> Option<&mut Option<Vec<f64>>> {
+        Some(&mut self.min_losses)
+    }
+}

@@ -85,6 +85,19 @@ impl Weighting for DualProj {
     }
 }
 
+impl super::Registered for DualProj {
+    const ALIASES: &'static [&'static str] = &["dual_proj"];
+    const OPTIONS: &'static str = "[:norm_eps=1e-4,reg_eps=1e-4]";
+
+    fn from_spec(spec: &super::MethodSpec) -> Result<Self, crate::MtlError> {
+        Self::from_spec(spec)
+    }
+
+    fn registry_default() -> Option<Self> {
+        Some(Self::default())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -286,6 +286,18 @@ impl Weighting for Dwa {
     }
 }
 
+impl super::Registered for Dwa {
+    const OPTIONS: &'static str = "[:temperature=2,window=25|epoch=E,reduction=sum|mean]";
+
+    fn from_spec(spec: &super::MethodSpec) -> Result<Self, crate::MtlError> {
+        Self::from_spec(spec)
+    }
+
+    fn registry_default() -> Option<Self> {
+        Some(Self::default())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -227,6 +227,19 @@ impl Weighting for FairGrad {
     }
 }
 
+impl super::Registered for FairGrad {
+    const ALIASES: &'static [&'static str] = &["fair_grad"];
+    const OPTIONS: &'static str = "[:alpha=2]";
+
+    fn from_spec(spec: &super::MethodSpec) -> Result<Self, crate::MtlError> {
+        Self::from_spec(spec)
+    }
+
+    fn registry_default() -> Option<Self> {
+        Some(Self::default())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -181,3 +181,19 @@ impl Weighting for Famo {
         Ok(())
     }
 }
+
+impl super::Registered for Famo {
+    const OPTIONS: &'static str = "[:lr=0.025,gamma=1e-3,after=same_batch|next_batch]";
+
+    fn from_spec(spec: &super::MethodSpec) -> Result<Self, crate::MtlError> {
+        Self::from_spec(spec)
+    }
+
+    fn registry_default() -> Option<Self> {
+        Some(Self::default())
+    }
+
+    fn min_losses_mut(&mut self) -> Option<&mut Option<Vec<f64>>> {
+        Some(&mut self.min_losses)
+    }
+}

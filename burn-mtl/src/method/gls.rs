@@ -115,6 +115,23 @@ impl Weighting for Gls {
     }
 }
 
+impl super::Registered for Gls {
+    const ALIASES: &'static [&'static str] = &["geometric_mean"];
+    const OPTIONS: &'static str = "[:min_losses=a/b/..]";
+
+    fn from_spec(spec: &super::MethodSpec) -> Result<Self, crate::MtlError> {
+        Self::from_spec(spec)
+    }
+
+    fn registry_default() -> Option<Self> {
+        Some(Self::default())
+    }
+
+    fn min_losses_mut(&mut self) -> Option<&mut Option<Vec<f64>>> {
+        Some(&mut self.min_losses)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

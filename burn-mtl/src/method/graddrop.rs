@@ -168,3 +168,16 @@ impl Weighting for GradDrop {
         self.draws = Draws::new(self.seed);
     }
 }
+
+impl super::Registered for GradDrop {
+    const ALIASES: &'static [&'static str] = &["grad_drop"];
+    const OPTIONS: &'static str = "[:seed=N]";
+
+    fn from_spec(spec: &super::MethodSpec) -> Result<Self, crate::MtlError> {
+        Self::from_spec(spec)
+    }
+
+    fn registry_default() -> Option<Self> {
+        Some(Self::default())
+    }
+}

@@ -369,6 +369,23 @@ impl Weighting for GradNorm {
     }
 }
 
+impl super::Registered for GradNorm {
+    const ALIASES: &'static [&'static str] = &["grad_norm"];
+    const OPTIONS: &'static str = "[:alpha=1.5,lr=0.025,optim=adam|sgd,min_losses=a/b/..]";
+
+    fn from_spec(spec: &super::MethodSpec) -> Result<Self, crate::MtlError> {
+        Self::from_spec(spec)
+    }
+
+    fn registry_default() -> Option<Self> {
+        Some(Self::default())
+    }
+
+    fn min_losses_mut(&mut self) -> Option<&mut Option<Vec<f64>>> {
+        Some(&mut self.min_losses)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

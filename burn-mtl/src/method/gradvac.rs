@@ -271,6 +271,19 @@ impl Weighting for GradVac {
     }
 }
 
+impl super::Registered for GradVac {
+    const ALIASES: &'static [&'static str] = &["grad_vac"];
+    const OPTIONS: &'static str = "[:beta=0.5,eps=1e-8,seed=N]";
+
+    fn from_spec(spec: &super::MethodSpec) -> Result<Self, crate::MtlError> {
+        Self::from_spec(spec)
+    }
+
+    fn registry_default() -> Option<Self> {
+        Some(Self::default())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

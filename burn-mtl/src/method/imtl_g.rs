@@ -89,6 +89,19 @@ impl Weighting for ImtlG {
     }
 }
 
+impl super::Registered for ImtlG {
+    const ALIASES: &'static [&'static str] = &["imtlg"];
+
+    fn from_spec(spec: &super::MethodSpec) -> Result<Self, crate::MtlError> {
+        spec.no_options()?;
+        Ok(ImtlG)
+    }
+
+    fn registry_default() -> Option<Self> {
+        Some(Self::default())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -104,6 +104,23 @@ impl Weighting for ImtlL {
     }
 }
 
+impl super::Registered for ImtlL {
+    const ALIASES: &'static [&'static str] = &["imtll"];
+    const OPTIONS: &'static str = "[:init=0,lr=0.025,optim=adam|sgd,min_losses=..]";
+
+    fn from_spec(spec: &super::MethodSpec) -> Result<Self, crate::MtlError> {
+        Self::from_spec(spec)
+    }
+
+    fn registry_default() -> Option<Self> {
+        Some(Self::default())
+    }
+
+    fn min_losses_mut(&mut self) -> Option<&mut Option<Vec<f64>>> {
+        Some(&mut self.min_losses)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

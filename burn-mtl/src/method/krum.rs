@@ -151,6 +151,18 @@ impl Weighting for Krum {
     }
 }
 
+impl super::Registered for Krum {
+    const OPTIONS: &'static str = "[:byzantine=1,selected=1]";
+
+    fn from_spec(spec: &super::MethodSpec) -> Result<Self, crate::MtlError> {
+        Self::from_spec(spec)
+    }
+
+    fn registry_default() -> Option<Self> {
+        Some(Self::default())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -73,3 +73,16 @@ impl Weighting for Linear {
         }
     }
 }
+
+impl super::Registered for Linear {
+    const ALIASES: &'static [&'static str] = &["ls"];
+    const OPTIONS: &'static str = ":weights=a/b/..";
+
+    fn from_spec(spec: &super::MethodSpec) -> Result<Self, crate::MtlError> {
+        Self::from_spec(spec)
+    }
+
+    fn registry_default() -> Option<Self> {
+        None
+    }
+}

@@ -306,3 +306,15 @@ impl Weighting for Marigold {
         Ok(())
     }
 }
+
+impl super::Registered for Marigold {
+    const OPTIONS: &'static str = "[:objective=mgda|cagrad,beta=0.02,smoothing=0.5,c=0.4,probe_every=2,after=..]";
+
+    fn from_spec(spec: &super::MethodSpec) -> Result<Self, crate::MtlError> {
+        Self::from_spec(spec)
+    }
+
+    fn registry_default() -> Option<Self> {
+        Some(Self::default())
+    }
+}

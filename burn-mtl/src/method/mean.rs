@@ -35,3 +35,14 @@ impl Weighting for Mean {
         }
     }
 }
+
+impl super::Registered for Mean {
+    fn from_spec(spec: &super::MethodSpec) -> Result<Self, crate::MtlError> {
+        spec.no_options()?;
+        Ok(Mean)
+    }
+
+    fn registry_default() -> Option<Self> {
+        Some(Self::default())
+    }
+}

@@ -227,6 +227,18 @@ impl Weighting for Mgda {
     }
 }
 
+impl super::Registered for Mgda {
+    const OPTIONS: &'static str = "[:solver=exact|frank_wolfe,epsilon=1e-3,max_iters=100]";
+
+    fn from_spec(spec: &super::MethodSpec) -> Result<Self, crate::MtlError> {
+        Self::from_spec(spec)
+    }
+
+    fn registry_default() -> Option<Self> {
+        Some(Self::default())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -16,71 +16,14 @@ use serde::{Deserialize, Serialize};
 use crate::MtlError;
 use crate::linalg::Matrix;
 
-mod aligned_mtl;
-mod cagrad;
 mod combination;
-mod config;
-mod conicgrad;
-mod db_mtl;
 mod draws;
-mod dualproj;
-mod dwa;
-mod fairgrad;
-mod famo;
-mod gls;
-mod graddrop;
-mod gradnorm;
-mod gradvac;
-mod imtl_g;
-mod imtl_l;
-mod krum;
-mod linear;
-mod marigold;
-mod mean;
-mod mgda;
-mod nash_mtl;
-mod pcgrad;
-mod random;
-mod si;
 mod spec;
-mod stch;
-mod sum;
-mod trimmed_mean;
-mod upgrad;
-mod uw;
 
-pub use aligned_mtl::{AlignedBalance, AlignedMtl, AlignedPref, AlignedScale, RankEps};
-pub use cagrad::{Cagrad, CagradRescale};
 pub(crate) use combination::check_trim as check_trim_pub;
 pub use combination::{Combination, History, UniformStream, Uniforms, combine_rows};
 pub(crate) use combination::{graddrop_column, trimmed_mean_column};
-pub use config::ConFig;
-pub use conicgrad::ConicGrad;
-pub use db_mtl::DbMtl;
-pub use dualproj::DualProj;
-pub use dwa::{Dwa, DwaPeriod, DwaReduction};
-pub use fairgrad::FairGrad;
-pub use famo::Famo;
-pub use gls::Gls;
-pub use graddrop::GradDrop;
-pub use gradnorm::GradNorm;
-pub use gradvac::GradVac;
-pub use imtl_g::ImtlG;
-pub use imtl_l::ImtlL;
-pub use krum::Krum;
-pub use linear::Linear;
-pub use marigold::{Marigold, MarigoldObjective};
-pub use mean::Mean;
-pub use mgda::{Mgda, MgdaSolver};
-pub use nash_mtl::NashMtl;
-pub use pcgrad::PcGrad;
-pub use random::Random;
-pub use si::Si;
 pub use spec::{MethodSpec, split_specs};
-pub use stch::{Stch, StchConvention};
-pub use trimmed_mean::TrimmedMean;
-pub use upgrad::UpGrad;
-pub use uw::{ScaleOptim, Uw};
 
 /// What a weighting is given at each step.
 ///
@@ -311,295 +254,220 @@ pub enum AfterStep {
     NextBatch,
 }
 
-/// Any built-in method, chosen as data (serde, `#[derive(Config)]` fields, or a string).
-///
-/// ```
-/// use burn_mtl::method::{Method, Weighting, WeightingInput};
-/// use burn_mtl::linalg::Matrix;
-/// let mut m: Method = "mgda".parse().unwrap();
-/// let gram = Matrix::from_rows(&[vec![1.0, -0.5], vec![-0.5, 1.0]]).unwrap();
-/// let w = m.weights(&WeightingInput::new(&gram)).unwrap();
-/// assert!((w.weights[0] - 0.5).abs() < 1e-12);
-/// ```
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Method {
-    /// [`Mean`]: `d = (1/K) Σ g_k`.
-    Mean(Mean),
-    /// [`Sum`]: `d = Σ g_k`.
-    Sum(Sum),
-    /// [`Linear`]: fixed linear scalarisation `d = Σ λ_k g_k`.
-    Linear(Linear),
-    /// [`Mgda`]: the min-norm point of the convex hull of the task gradients.
-    Mgda(Mgda),
-    /// [`PcGrad`]: projecting conflicting gradients.
-    #[serde(rename = "pcgrad")]
-    PcGrad(PcGrad),
-    /// [`ImtlG`]: impartial MTL, gradient part.
-    ImtlG(ImtlG),
-    /// [`Famo`]: fast adaptive multitask optimization (loss-based).
-    Famo(Famo),
-    /// [`Marigold`]: bi-level balancing with a zeroth-order lower level (loss-based).
-    Marigold(Marigold),
-    /// [`Cagrad`]: conflict-averse gradient descent (exact dual solve).
-    Cagrad(Cagrad),
-    /// [`AlignedMtl`]: independent component alignment (Gram-level weighting).
-    AlignedMtl(AlignedMtl),
-    /// [`ConicGrad`]: max-min improvement in a cone around the mean gradient.
-    #[serde(rename = "conicgrad")]
-    ConicGrad(ConicGrad),
-    /// [`GradVac`]: gradient vaccine (adaptive target similarities; stateful).
-    #[serde(rename = "gradvac")]
-    GradVac(GradVac),
-    /// [`UpGrad`]: mean of the gradients projected onto their dual cone.
-    #[serde(rename = "upgrad")]
-    UpGrad(UpGrad),
-    /// [`DualProj`]: the mean gradient projected onto the dual cone.
-    #[serde(rename = "dualproj")]
-    DualProj(DualProj),
-    /// [`NashMtl`]: Nash bargaining solution (stateful warm start).
-    NashMtl(NashMtl),
-    /// [`FairGrad`]: α-fair allocation of the update.
-    #[serde(rename = "fairgrad")]
-    FairGrad(FairGrad),
-    /// [`Krum`]: Byzantine-robust selection of task gradients.
-    Krum(Krum),
-    /// [`Random`]: random loss weighting (RLW; seeded).
-    Random(Random),
-    /// [`Dwa`]: dynamic weight average (loss-based).
-    Dwa(Dwa),
-    /// [`Uw`]: uncertainty weighting with learned log-variances (loss-based).
-    Uw(Uw),
-    /// [`ImtlL`]: impartial MTL, loss part: learned loss scales (loss-based).
-    ImtlL(ImtlL),
-    /// [`Stch`]: smooth Tchebycheff scalarisation (loss-based).
-    Stch(Stch),
-    /// [`Gls`]: geometric mean of the losses (loss-based).
-    Gls(Gls),
-    /// [`Si`]: scale-invariant `Σ log L` (loss-based).
-    Si(Si),
-    /// [`ConFig`]: conflict-free update with equal projections on the unit task gradients.
-    Config(ConFig),
-    /// [`GradNorm`]: learned weights balancing the weighted gradient norms (Gram + losses).
-    #[serde(rename = "gradnorm")]
-    GradNorm(GradNorm),
-    /// [`TrimmedMean`]: coordinate-wise trimmed mean of the task gradients.
-    TrimmedMean(TrimmedMean),
-    /// [`GradDrop`]: gradient sign dropout (seeded).
-    #[serde(rename = "graddrop")]
-    GradDrop(GradDrop),
-    /// [`DbMtl`]: dual balancing of log-loss gradients (moving average kept on the device).
-    DbMtl(DbMtl),
+/// What a method file declares to the registry ([`registry!`], which builds [`Method`]): its
+/// other names, its options for the help text, its parser and its default instance. The
+/// method's maths, state, properties and tests live in the same file.
+pub(crate) trait Registered: Weighting + Sized {
+    /// Other names [`Method::from_str`] accepts (the main name is on the registry line).
+    const ALIASES: &'static [&'static str] = &[];
+    /// The options as [`Method::help`] shows them, e.g. `[:c=0.5]`.
+    const OPTIONS: &'static str = "";
+    /// Parses the options of a specification string (`spec.name` is this method's).
+    fn from_spec(spec: &MethodSpec) -> Result<Self, MtlError>;
+    /// The instance [`Method::all_defaults`] includes (`None`: no sensible default, e.g.
+    /// [`Linear`]'s weights).
+    fn registry_default() -> Option<Self>;
+    /// The loss floor `L*`, for methods that use `L − L*` (see [`Method::min_losses_mut`]).
+    fn min_losses_mut(&mut self) -> Option<&mut Option<Vec<f64>>> {
+        None
+    }
 }
 
-pub use sum::Sum;
+/// The method registry: one line per method, `Variant => file::Type [ExtraExports] = "name";`.
+/// It declares the file's module, re-exports its types, and generates [`Method`] (serde name
+/// = the spec-string name), its [`Weighting`] dispatch, [`Method::from_str`] (name and the
+/// file's [`Registered::ALIASES`]), [`Method::help`], [`Method::names`] and
+/// [`Method::all_defaults`]. Adding a method = its file (with `impl Registered`) + one line.
+macro_rules! registry {
+    ($( $(#[$meta:meta])* $variant:ident => $file:ident :: $ty:ident $([$($extra:ident),*])? = $name:literal; )*) => {
+        $(
+            mod $file;
+            pub use $file::$ty;
+            $($(pub use $file::$extra;)*)?
+        )*
+
+/// Any built-in method, chosen as data (serde, `#[derive(Config)]` fields, or a string).
+        ///
+        /// ```
+        /// use burn_mtl::method::{Method, Weighting, WeightingInput};
+        /// use burn_mtl::linalg::Matrix;
+        /// let mut m: Method = "mgda".parse().unwrap();
+        /// let gram = Matrix::from_rows(&[vec![1.0, -0.5], vec![-0.5, 1.0]]).unwrap();
+        /// let w = m.weights(&WeightingInput::new(&gram)).unwrap();
+        /// assert!((w.weights[0] - 0.5).abs() < 1e-12);
+        /// ```
+        #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+        pub enum Method {
+            $(
+                $(#[$meta])*
+                #[serde(rename = $name)]
+                $variant($ty),
+            )*
+        }
+
+        impl Weighting for Method {
+            fn name(&self) -> &'static str {
+                match self { $(Method::$variant(m) => m.name(),)* }
+            }
+            fn weights(&mut self, input: &WeightingInput<'_>) -> Result<Weights, MtlError> {
+                match self { $(Method::$variant(m) => m.weights(input),)* }
+            }
+            fn properties(&self) -> Properties {
+                match self { $(Method::$variant(m) => m.properties(),)* }
+            }
+            fn reset(&mut self) {
+                match self { $(Method::$variant(m) => m.reset(),)* }
+            }
+            fn requires_gram(&self) -> bool {
+                match self { $(Method::$variant(m) => m.requires_gram(),)* }
+            }
+            fn after_step(&self) -> AfterStep {
+                match self { $(Method::$variant(m) => m.after_step(),)* }
+            }
+            fn update(&mut self, losses_after: &[f64]) -> Result<(), MtlError> {
+                match self { $(Method::$variant(m) => m.update(losses_after),)* }
+            }
+            fn keeps_history(&self) -> bool {
+                match self { $(Method::$variant(m) => m.keeps_history(),)* }
+            }
+        }
+
+        impl Method {
+            /// The names [`Method::from_str`] accepts, with their options, `" | "`-separated.
+            ///
+            /// ```
+            /// assert!(burn_mtl::Method::help().contains("conicgrad[:c=0.5]"));
+            /// ```
+            pub fn help() -> String {
+                [$(($name, <$ty as Registered>::OPTIONS)),*]
+                    .iter()
+                    .map(|(n, o)| format!("{n}{o}"))
+                    .collect::<Vec<_>>()
+                    .join(" | ")
+            }
+
+            /// The registered methods' names, in registry order.
+            ///
+            /// ```
+            /// assert!(burn_mtl::Method::names().contains(&"mgda"));
+            /// ```
+            pub fn names() -> &'static [&'static str] {
+                &[$($name),*]
+            }
+
+    /// The loss floor `L*` of the loss-based methods that take logarithms or ratios of the
+            /// losses (FAMO, GLS, SI, STCH, UW, IMTL-L, GradNorm): they use `L − L*`, which must stay
+            /// positive.
+            /// `None` for every other method. Problems whose losses can reach zero or go negative set
+            /// it (e.g. `Some(vec![-21.0, -21.0])`).
+            ///
+            /// ```
+            /// use burn_mtl::Method;
+            /// let mut m: Method = "famo".parse().unwrap();
+            /// *m.min_losses_mut().unwrap() = Some(vec![-1.0, -1.0]);
+            /// assert!("mgda".parse::<Method>().unwrap().min_losses_mut().is_none());
+            /// ```
+            pub fn min_losses_mut(&mut self) -> Option<&mut Option<Vec<f64>>> {
+                match self { $(Method::$variant(m) => Registered::min_losses_mut(m),)* }
+            }
+
+            /// Every built-in method with its default options (for examples and benchmarks;
+            /// [`Linear`], which needs its weights, is left out).
+            pub fn all_defaults() -> Vec<Method> {
+                let mut all = Vec::new();
+                $(
+                    if let Some(m) = <$ty as Registered>::registry_default() {
+                        all.push(Method::$variant(m));
+                    }
+                )*
+                all
+            }
+        }
+
+        impl FromStr for Method {
+            type Err = MtlError;
+
+            /// Parses `name[:key=value,key=value...]`, e.g. `mgda`, `mgda:solver=frank_wolfe`,
+            /// `pcgrad:seed=3`, `linear:weights=0.3/0.7`. Unknown names or keys are errors.
+            fn from_str(s: &str) -> Result<Self, Self::Err> {
+                let spec = MethodSpec::parse(s)?;
+                let name = spec.name.as_str();
+                $(
+                    if name == $name || <$ty as Registered>::ALIASES.contains(&name) {
+                        return Ok(Method::$variant(<$ty as Registered>::from_spec(&spec)?));
+                    }
+                )*
+                Err(spec.error(format!("unknown method `{name}`; known: {}", Method::help())))
+            }
+        }
+    };
+}
+
+registry! {
+    /// [`Mean`]: `d = (1/K) Σ g_k`.
+    Mean => mean::Mean = "mean";
+    /// [`Sum`]: `d = Σ g_k`.
+    Sum => sum::Sum = "sum";
+    /// [`Linear`]: fixed linear scalarisation `d = Σ λ_k g_k`.
+    Linear => linear::Linear = "linear";
+    /// [`Mgda`]: the min-norm point of the convex hull of the task gradients.
+    Mgda => mgda::Mgda [MgdaSolver] = "mgda";
+    /// [`PcGrad`]: projecting conflicting gradients.
+    PcGrad => pcgrad::PcGrad = "pcgrad";
+    /// [`ImtlG`]: impartial MTL, gradient part.
+    ImtlG => imtl_g::ImtlG = "imtl_g";
+    /// [`Famo`]: fast adaptive multitask optimization (loss-based).
+    Famo => famo::Famo = "famo";
+    /// [`Marigold`]: bi-level balancing with a zeroth-order lower level (loss-based).
+    Marigold => marigold::Marigold [MarigoldObjective] = "marigold";
+    /// [`Cagrad`]: conflict-averse gradient descent (exact dual solve).
+    Cagrad => cagrad::Cagrad [CagradRescale] = "cagrad";
+    /// [`AlignedMtl`]: independent component alignment (Gram-level weighting).
+    AlignedMtl => aligned_mtl::AlignedMtl [AlignedBalance, AlignedPref, AlignedScale, RankEps] = "aligned_mtl";
+    /// [`ConicGrad`]: max-min improvement in a cone around the mean gradient.
+    ConicGrad => conicgrad::ConicGrad = "conicgrad";
+    /// [`GradVac`]: gradient vaccine (adaptive target similarities; stateful).
+    GradVac => gradvac::GradVac = "gradvac";
+    /// [`UpGrad`]: mean of the gradients projected onto their dual cone.
+    UpGrad => upgrad::UpGrad = "upgrad";
+    /// [`DualProj`]: the mean gradient projected onto the dual cone.
+    DualProj => dualproj::DualProj = "dualproj";
+    /// [`NashMtl`]: Nash bargaining solution (stateful warm start).
+    NashMtl => nash_mtl::NashMtl = "nash_mtl";
+    /// [`FairGrad`]: α-fair allocation of the update.
+    FairGrad => fairgrad::FairGrad = "fairgrad";
+    /// [`Krum`]: Byzantine-robust selection of task gradients.
+    Krum => krum::Krum = "krum";
+    /// [`Random`]: random loss weighting (RLW; seeded).
+    Random => random::Random = "random";
+    /// [`Dwa`]: dynamic weight average (loss-based).
+    Dwa => dwa::Dwa [DwaPeriod, DwaReduction] = "dwa";
+    /// [`Uw`]: uncertainty weighting with learned log-variances (loss-based).
+    Uw => uw::Uw [ScaleOptim] = "uw";
+    /// [`ImtlL`]: impartial MTL, loss part: learned loss scales (loss-based).
+    ImtlL => imtl_l::ImtlL = "imtl_l";
+    /// [`Stch`]: smooth Tchebycheff scalarisation (loss-based).
+    Stch => stch::Stch [StchConvention] = "stch";
+    /// [`Gls`]: geometric mean of the losses (loss-based).
+    Gls => gls::Gls = "gls";
+    /// [`Si`]: scale-invariant `Σ log L` (loss-based).
+    Si => si::Si = "si";
+    /// [`ConFig`]: conflict-free update with equal projections on the unit task gradients.
+    Config => config::ConFig = "config";
+    /// [`GradNorm`]: learned weights balancing the weighted gradient norms (Gram + losses).
+    GradNorm => gradnorm::GradNorm = "gradnorm";
+    /// [`TrimmedMean`]: coordinate-wise trimmed mean of the task gradients.
+    TrimmedMean => trimmed_mean::TrimmedMean = "trimmed_mean";
+    /// [`GradDrop`]: gradient sign dropout (seeded).
+    GradDrop => graddrop::GradDrop = "graddrop";
+    /// [`DbMtl`]: dual balancing of log-loss gradients (moving average kept on the device).
+    DbMtl => db_mtl::DbMtl = "db_mtl";
+}
 
 impl Default for Method {
     /// The default method is [`Mgda`] with its exact solver.
     fn default() -> Self {
         Method::Mgda(Mgda::default())
-    }
-}
-
-macro_rules! dispatch {
-    ($self:expr, $m:ident => $body:expr) => {
-        match $self {
-            Method::Mean($m) => $body,
-            Method::Sum($m) => $body,
-            Method::Linear($m) => $body,
-            Method::Mgda($m) => $body,
-            Method::PcGrad($m) => $body,
-            Method::ImtlG($m) => $body,
-            Method::Famo($m) => $body,
-            Method::Marigold($m) => $body,
-            Method::Cagrad($m) => $body,
-            Method::AlignedMtl($m) => $body,
-            Method::ConicGrad($m) => $body,
-            Method::GradVac($m) => $body,
-            Method::UpGrad($m) => $body,
-            Method::DualProj($m) => $body,
-            Method::NashMtl($m) => $body,
-            Method::FairGrad($m) => $body,
-            Method::Krum($m) => $body,
-            Method::Random($m) => $body,
-            Method::Dwa($m) => $body,
-            Method::Uw($m) => $body,
-            Method::ImtlL($m) => $body,
-            Method::Stch($m) => $body,
-            Method::Gls($m) => $body,
-            Method::Si($m) => $body,
-            Method::Config($m) => $body,
-            Method::GradNorm($m) => $body,
-            Method::TrimmedMean($m) => $body,
-            Method::GradDrop($m) => $body,
-            Method::DbMtl($m) => $body,
-        }
-    };
-}
-
-impl Weighting for Method {
-    fn name(&self) -> &'static str {
-        dispatch!(self, m => m.name())
-    }
-    fn weights(&mut self, input: &WeightingInput<'_>) -> Result<Weights, MtlError> {
-        dispatch!(self, m => m.weights(input))
-    }
-    fn properties(&self) -> Properties {
-        dispatch!(self, m => m.properties())
-    }
-    fn reset(&mut self) {
-        dispatch!(self, m => m.reset())
-    }
-    fn requires_gram(&self) -> bool {
-        dispatch!(self, m => m.requires_gram())
-    }
-    fn after_step(&self) -> AfterStep {
-        dispatch!(self, m => m.after_step())
-    }
-    fn update(&mut self, losses_after: &[f64]) -> Result<(), MtlError> {
-        dispatch!(self, m => m.update(losses_after))
-    }
-    fn keeps_history(&self) -> bool {
-        dispatch!(self, m => m.keeps_history())
-    }
-}
-
-impl Method {
-    /// The names [`Method::from_str`] accepts, with their options.
-    pub const HELP: &'static str = "mean | sum | linear:weights=a/b/.. | \
-        mgda[:solver=exact|frank_wolfe,epsilon=1e-3,max_iters=100] | pcgrad[:seed=N] | imtl_g | \
-        famo[:lr=0.025,gamma=1e-3,after=same_batch|next_batch] | \
-        marigold[:objective=mgda|cagrad,beta=0.02,smoothing=0.5,c=0.4,probe_every=2,after=..] | \
-        cagrad[:c=0.4,rescale=one_plus_c2|one_plus_c|none,norm_eps=1e-4,original_eps=false,\
-        convention=official|torchjd|original] | \
-        aligned_mtl[:scale=min|median|rmse,pref=sum|mean,rank_eps=f32|dtype] | conicgrad[:c=0.5] | \
-        gradvac[:beta=0.5,eps=1e-8,seed=N] | upgrad[:norm_eps=1e-4,reg_eps=1e-4] | \
-        dualproj[:norm_eps=1e-4,reg_eps=1e-4] | nash_mtl[:max_norm=1.0,update_weights_every=1] | \
-        fairgrad[:alpha=2] | krum[:byzantine=1,selected=1] | random[:seed=N] | \
-        dwa[:temperature=2,window=25|epoch=E,reduction=sum|mean] | \
-        uw[:init=0,lr=0.025,optim=adam|sgd,min_losses=..] | \
-        imtl_l[:init=0,lr=0.025,optim=adam|sgd,min_losses=..] | \
-        stch[:mu=1,warmup=400,nadir=100,convention=libmtl|torchjd,min_losses=a/b/..] | \
-        gls[:min_losses=a/b/..] | si[:eps=0,min_losses=a/b/..] | config[:pref=a/b/..] | \
-        gradnorm[:alpha=1.5,lr=0.025,optim=adam|sgd,min_losses=a/b/..] | trimmed_mean[:trim=1] | \
-        graddrop[:seed=N] | db_mtl[:beta=0.9,beta_sigma=0,min_losses=a/b/..]";
-
-    /// The loss floor `L*` of the loss-based methods that take logarithms or ratios of the
-    /// losses (FAMO, GLS, SI, STCH, UW, IMTL-L, GradNorm): they use `L − L*`, which must stay
-    /// positive.
-    /// `None` for every other method. Problems whose losses can reach zero or go negative set
-    /// it (e.g. `Some(vec![-21.0, -21.0])`).
-    ///
-    /// ```
-    /// use burn_mtl::Method;
-    /// let mut m: Method = "famo".parse().unwrap();
-    /// *m.min_losses_mut().unwrap() = Some(vec![-1.0, -1.0]);
-    /// assert!("mgda".parse::<Method>().unwrap().min_losses_mut().is_none());
-    /// ```
-    pub fn min_losses_mut(&mut self) -> Option<&mut Option<Vec<f64>>> {
-        match self {
-            Method::Famo(m) => Some(&mut m.min_losses),
-            Method::Gls(m) => Some(&mut m.min_losses),
-            Method::Si(m) => Some(&mut m.min_losses),
-            Method::Stch(m) => Some(&mut m.min_losses),
-            Method::Uw(m) => Some(&mut m.min_losses),
-            Method::ImtlL(m) => Some(&mut m.min_losses),
-            Method::GradNorm(m) => Some(&mut m.min_losses),
-            Method::DbMtl(m) => Some(&mut m.min_losses),
-            _ => None,
-        }
-    }
-
-    /// Every built-in method with its default options (for examples and benchmarks).
-    pub fn all_defaults() -> Vec<Method> {
-        vec![
-            Method::Mean(Mean),
-            Method::Sum(Sum),
-            Method::Mgda(Mgda::default()),
-            Method::PcGrad(PcGrad::default()),
-            Method::ImtlG(ImtlG),
-            Method::Famo(Famo::default()),
-            Method::Marigold(Marigold::default()),
-            Method::Cagrad(Cagrad::default()),
-            Method::AlignedMtl(AlignedMtl::default()),
-            Method::ConicGrad(ConicGrad::default()),
-            Method::GradVac(GradVac::default()),
-            Method::UpGrad(UpGrad::default()),
-            Method::DualProj(DualProj::default()),
-            Method::NashMtl(NashMtl::default()),
-            Method::FairGrad(FairGrad::default()),
-            Method::Krum(Krum::default()),
-            Method::Random(Random::default()),
-            Method::Dwa(Dwa::default()),
-            Method::Uw(Uw::default()),
-            Method::ImtlL(ImtlL::default()),
-            Method::Stch(Stch::default()),
-            Method::Gls(Gls::default()),
-            Method::Si(Si::default()),
-            Method::Config(ConFig::default()),
-            Method::GradNorm(GradNorm::default()),
-            Method::TrimmedMean(TrimmedMean::default()),
-            Method::GradDrop(GradDrop::default()),
-            Method::DbMtl(DbMtl::default()),
-        ]
-    }
-}
-
-impl FromStr for Method {
-    type Err = MtlError;
-
-    /// Parses `name[:key=value,key=value...]`, e.g. `mgda`, `mgda:solver=frank_wolfe`,
-    /// `pcgrad:seed=3`, `linear:weights=0.3/0.7`. Unknown names or keys are errors.
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let spec = MethodSpec::parse(s)?;
-        let method = match spec.name.as_str() {
-            "mean" => {
-                spec.no_options()?;
-                Method::Mean(Mean)
-            }
-            "sum" => {
-                spec.no_options()?;
-                Method::Sum(Sum)
-            }
-            "linear" | "ls" => Method::Linear(Linear::from_spec(&spec)?),
-            "mgda" => Method::Mgda(Mgda::from_spec(&spec)?),
-            "pcgrad" => Method::PcGrad(PcGrad::from_spec(&spec)?),
-            "imtl_g" | "imtlg" => {
-                spec.no_options()?;
-                Method::ImtlG(ImtlG)
-            }
-            "famo" => Method::Famo(Famo::from_spec(&spec)?),
-            "marigold" => Method::Marigold(Marigold::from_spec(&spec)?),
-            "cagrad" => Method::Cagrad(Cagrad::from_spec(&spec)?),
-            "aligned_mtl" | "alignedmtl" | "amtl" => {
-                Method::AlignedMtl(AlignedMtl::from_spec(&spec)?)
-            }
-            "conicgrad" | "conic_grad" => Method::ConicGrad(ConicGrad::from_spec(&spec)?),
-            "gradvac" | "grad_vac" => Method::GradVac(GradVac::from_spec(&spec)?),
-            "upgrad" => Method::UpGrad(UpGrad::from_spec(&spec)?),
-            "dualproj" | "dual_proj" => Method::DualProj(DualProj::from_spec(&spec)?),
-            "nash_mtl" | "nashmtl" | "nash" => Method::NashMtl(NashMtl::from_spec(&spec)?),
-            "fairgrad" | "fair_grad" => Method::FairGrad(FairGrad::from_spec(&spec)?),
-            "krum" => Method::Krum(Krum::from_spec(&spec)?),
-            "random" | "rlw" => Method::Random(Random::from_spec(&spec)?),
-            "dwa" => Method::Dwa(Dwa::from_spec(&spec)?),
-            "uw" | "uncertainty" | "kendall" => Method::Uw(Uw::from_spec(&spec)?),
-            "imtl_l" | "imtll" => Method::ImtlL(ImtlL::from_spec(&spec)?),
-            "stch" => Method::Stch(Stch::from_spec(&spec)?),
-            "gls" | "geometric_mean" => Method::Gls(Gls::from_spec(&spec)?),
-            "si" | "scaleinvls" | "scale_invariant" => Method::Si(Si::from_spec(&spec)?),
-            "config" | "con_fig" => Method::Config(ConFig::from_spec(&spec)?),
-            "gradnorm" | "grad_norm" => Method::GradNorm(GradNorm::from_spec(&spec)?),
-            "trimmed_mean" | "trimmedmean" => Method::TrimmedMean(TrimmedMean::from_spec(&spec)?),
-            "graddrop" | "grad_drop" => Method::GradDrop(GradDrop::from_spec(&spec)?),
-            "db_mtl" | "dbmtl" => Method::DbMtl(DbMtl::from_spec(&spec)?),
-            other => {
-                return Err(
-                    spec.error(format!("unknown method `{other}`; known: {}", Method::HELP))
-                );
-            }
-        };
-        Ok(method)
     }
 }
 

@@ -235,6 +235,19 @@ impl Weighting for NashMtl {
     }
 }
 
+impl super::Registered for NashMtl {
+    const ALIASES: &'static [&'static str] = &["nashmtl", "nash"];
+    const OPTIONS: &'static str = "[:max_norm=1.0,update_weights_every=1]";
+
+    fn from_spec(spec: &super::MethodSpec) -> Result<Self, crate::MtlError> {
+        Self::from_spec(spec)
+    }
+
+    fn registry_default() -> Option<Self> {
+        Some(Self::default())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -193,6 +193,18 @@ impl Weighting for PcGrad {
     }
 }
 
+impl super::Registered for PcGrad {
+    const OPTIONS: &'static str = "[:seed=N]";
+
+    fn from_spec(spec: &super::MethodSpec) -> Result<Self, crate::MtlError> {
+        Self::from_spec(spec)
+    }
+
+    fn registry_default() -> Option<Self> {
+        Some(Self::default())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

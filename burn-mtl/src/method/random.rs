@@ -165,6 +165,19 @@ impl Weighting for Random {
     }
 }
 
+impl super::Registered for Random {
+    const ALIASES: &'static [&'static str] = &["rlw"];
+    const OPTIONS: &'static str = "[:seed=N]";
+
+    fn from_spec(spec: &super::MethodSpec) -> Result<Self, crate::MtlError> {
+        Self::from_spec(spec)
+    }
+
+    fn registry_default() -> Option<Self> {
+        Some(Self::default())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -80,6 +80,23 @@ impl Weighting for Si {
     }
 }
 
+impl super::Registered for Si {
+    const ALIASES: &'static [&'static str] = &["scaleinvls", "scale_invariant"];
+    const OPTIONS: &'static str = "[:eps=0,min_losses=a/b/..]";
+
+    fn from_spec(spec: &super::MethodSpec) -> Result<Self, crate::MtlError> {
+        Self::from_spec(spec)
+    }
+
+    fn registry_default() -> Option<Self> {
+        Some(Self::default())
+    }
+
+    fn min_losses_mut(&mut self) -> Option<&mut Option<Vec<f64>>> {
+        Some(&mut self.min_losses)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -316,6 +316,22 @@ impl Weighting for Stch {
     }
 }
 
+impl super::Registered for Stch {
+    const OPTIONS: &'static str = "[:mu=1,warmup=400,nadir=100,convention=libmtl|torchjd,min_losses=a/b/..]";
+
+    fn from_spec(spec: &super::MethodSpec) -> Result<Self, crate::MtlError> {
+        Self::from_spec(spec)
+    }
+
+    fn registry_default() -> Option<Self> {
+        Some(Self::default())
+    }
+
+    fn min_losses_mut(&mut self) -> Option<&mut Option<Vec<f64>>> {
+        Some(&mut self.min_losses)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -34,3 +34,14 @@ impl Weighting for Sum {
         }
     }
 }
+
+impl super::Registered for Sum {
+    fn from_spec(spec: &super::MethodSpec) -> Result<Self, crate::MtlError> {
+        spec.no_options()?;
+        Ok(Sum)
+    }
+
+    fn registry_default() -> Option<Self> {
+        Some(Self::default())
+    }
+}

@@ -80,3 +80,16 @@ impl Weighting for TrimmedMean {
         }
     }
 }
+
+impl super::Registered for TrimmedMean {
+    const ALIASES: &'static [&'static str] = &["trimmedmean"];
+    const OPTIONS: &'static str = "[:trim=1]";
+
+    fn from_spec(spec: &super::MethodSpec) -> Result<Self, crate::MtlError> {
+        Self::from_spec(spec)
+    }
+
+    fn registry_default() -> Option<Self> {
+        Some(Self::default())
+    }
+}
