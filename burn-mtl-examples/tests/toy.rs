@@ -311,37 +311,3 @@ fn short_mean_run_moves_towards_the_front() {
     );
     assert!(r.mean_min_distance < (start[0] - -5.727f64).hypot(start[1] - -8.409));
 }
-
-/// MARIGOLD (loss values only, one backward per step) and exact MGDA reach the Pareto front
-/// from all five standard starts (Nash-MTL variant, Adam lr 1e-3). The slowest MARIGOLD start
-/// needs about 53 000 steps, exact MGDA about 29 000.
-#[test]
-fn marigold_and_mgda_reach_the_front_from_every_start() {
-    let problem = ToyProblem::NASH;
-    let pareto = problem.pareto_set(1401);
-    for (spec, steps) in [("marigold", 60_000), ("mgda", 35_000)] {
-        let config = RunConfig {
-            steps,
-            record_every: steps,
-            ..RunConfig::default()
-        };
-        for start in STARTS {
-            let r = toy::train::<B>(
-                &spec.parse::<Method>().unwrap(),
-                spec,
-                start,
-                &config,
-                &pareto,
-                &Default::default(),
-                |_| {},
-            )
-            .unwrap();
-            assert!(
-                r.steps_to_front.is_some(),
-                "{spec} from {start:?} ends at {:?}, {:.3} from the front",
-                r.final_x,
-                r.front_distance
-            );
-        }
-    }
-}
