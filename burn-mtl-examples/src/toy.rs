@@ -550,7 +550,8 @@ pub fn train<B: AutodiffBackend>(
 
 /// Trains the toy problem from `start` with `method` entirely in `f64` on the host: the
 /// analytic gradients of [`ToyProblem::gradients`], the method's weights on their Gram matrix
-/// (with the losses), `d = Σ_k w_k ∇L_k` and Adam with PyTorch's rule (β = (0.9, 0.999),
+/// (with the losses), `d` by the method's combination rule ([`burn_mtl::method::combine_rows`]:
+/// `Σ_k w_k ∇L_k`, or a column-wise rule) and Adam with PyTorch's rule (β = (0.9, 0.999),
 /// ε = 1e-8, bias-corrected). Loss-based methods get the losses at the new point after each
 /// step, as the training loop of [`train`] gives them.
 ///
@@ -632,6 +633,8 @@ pub struct HostTrace {
     pub last_weights: Vec<f64>,
     /// Number of steps whose weights came from a documented fallback of the method.
     pub fallback_steps: usize,
+    /// The moving-average buffer of methods that keep one (DB-MTL).
+    buffer: Option<Vec<Vec<f64>>>,
 }
 
 impl HostTrace {
@@ -655,6 +658,7 @@ impl HostTrace {
             t: 0,
             last_weights: Vec::new(),
             fallback_steps: 0,
+            buffer: None,
         })
     }
 
@@ -669,17 +673,28 @@ impl HostTrace {
     /// The method's error, if it cannot compute weights.
     pub fn direction(&mut self) -> Result<([f64; 2], Vec<f64>), MtlError> {
         let g = self.problem.gradients(self.x);
+        let rows = [g[0].to_vec(), g[1].to_vec()];
         let losses = self.problem.losses(self.x);
-        let gram = burn_mtl::linalg::Matrix::from_rows(&[g[0].to_vec(), g[1].to_vec()])?.gram();
-        let input = burn_mtl::method::WeightingInput::new(&gram).with_losses(&losses);
+        let gram = burn_mtl::linalg::Matrix::from_rows(&rows)?.gram();
+        let history = match (&self.buffer, self.method.keeps_history()) {
+            (Some(b), true) => Some(burn_mtl::method::History::from_rows(b, &rows)?),
+            _ => None,
+        };
+        let mut input = burn_mtl::method::WeightingInput::new(&gram).with_losses(&losses);
+        if let Some(h) = &history {
+            input = input.with_history(h);
+        }
         let out = self.method.weights(&input)?;
         self.fallback_steps += usize::from(out.fallback.is_some());
-        let w = out.weights;
-        let d = [
-            w[0] * g[0][0] + w[1] * g[1][0],
-            w[0] * g[0][1] + w[1] * g[1][1],
-        ];
-        Ok((d, w))
+        // The method's combination rule (a weighted sum, or a column-wise rule: TrimmedMean,
+        // GradDrop, DB-MTL's moving average, whose buffer this trace keeps).
+        let d = burn_mtl::method::combine_rows(
+            &out.combination,
+            &out.weights,
+            &rows,
+            &mut self.buffer,
+        )?;
+        Ok(([d[0], d[1]], out.weights))
     }
 
     /// One Adam step; returns the new point.

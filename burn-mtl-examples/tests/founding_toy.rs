@@ -194,8 +194,9 @@ fn mgda_reaches_the_front_from_every_start() {
 }
 
 /// The host path is the main job's trajectory in `f64`: the first 2 000 steps of MGDA
-/// (parameter engine), MARIGOLD (loss-only engine, losses re-measured after the step) and
-/// ConicGrad from (−7.5, −0.5) stay within f32 round-off of the Burn (ndarray, f32) runs.
+/// (parameter engine), MARIGOLD (loss-only engine, losses re-measured after the step),
+/// ConicGrad, DB-MTL (moving-average buffer) and GradDrop (column-wise sign dropout, seeded)
+/// from (−7.5, −0.5) stay within f32 round-off of the Burn (ndarray, f32) runs.
 #[test]
 fn host_path_follows_the_burn_run() {
     use burn::backend::{Autodiff, NdArray};
@@ -207,7 +208,7 @@ fn host_path_follows_the_burn_run() {
         ..RunConfig::default()
     };
     let start = [-7.5, -0.5];
-    for spec in ["mgda", "marigold", "conicgrad"] {
+    for spec in ["mgda", "marigold", "conicgrad", "db_mtl", "graddrop:seed=3"] {
         let method: Method = spec.parse().unwrap();
         let host = toy::train_host(&method, spec, start, &config, &pareto).unwrap();
         let burn = toy::train::<Autodiff<NdArray>>(
