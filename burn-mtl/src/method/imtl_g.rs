@@ -98,7 +98,7 @@ impl super::Registered for ImtlG {
     }
 
     fn registry_default() -> Option<Self> {
-        Some(Self::default())
+        Some(Self)
     }
 }
 

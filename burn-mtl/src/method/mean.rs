@@ -43,6 +43,6 @@ impl super::Registered for Mean {
     }
 
     fn registry_default() -> Option<Self> {
-        Some(Self::default())
+        Some(Self)
     }
 }

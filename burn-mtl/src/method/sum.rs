@@ -42,6 +42,6 @@ impl super::Registered for Sum {
     }
 
     fn registry_default() -> Option<Self> {
-        Some(Self::default())
+        Some(Self)
     }
 }
