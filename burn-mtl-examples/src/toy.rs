@@ -457,6 +457,84 @@ impl RunResult {
     }
 }
 
+/// `method` with the toy's loss floor where it uses `L − L*` and none was set: FAMO, GLS, SI,
+/// STCH, UW, IMTL-L, GradNorm and DB-MTL; the toy losses go down to about −20, so the bound of
+/// FAMO's own toy trainer, `L* = (−21·s1, −21·s2)`.
+fn with_toy_floor(method: &Method, problem: ToyProblem) -> Method {
+    let mut method = method.clone();
+    if let Some(floor) = method.min_losses_mut()
+        && floor.is_none()
+    {
+        *floor = Some(problem.scales.iter().map(|s| -21.0 * s).collect());
+    }
+    method
+}
+
+/// The bookkeeping of one run, shared by [`train`] and [`train_host`]: the subsampled
+/// trajectory, the first step on the front and the final [`RunResult`].
+struct Recorder<'a> {
+    config: &'a RunConfig,
+    pareto: &'a ParetoSet,
+    start: [f64; 2],
+    trajectory: Vec<TrajectoryPoint>,
+    steps_to_front: Option<usize>,
+    began: Instant,
+}
+
+impl<'a> Recorder<'a> {
+    fn new(config: &'a RunConfig, pareto: &'a ParetoSet, start: [f64; 2]) -> Self {
+        let mut r = Self {
+            config,
+            pareto,
+            start,
+            trajectory: Vec::new(),
+            steps_to_front: None,
+            began: Instant::now(),
+        };
+        r.record(0, start);
+        r
+    }
+
+    /// `θ` after `step` steps: kept every `record_every` steps and at the start and the end.
+    fn record(&mut self, step: usize, x: [f64; 2]) {
+        if self.steps_to_front.is_none() && self.pareto.distance(x) <= self.config.front_tol {
+            self.steps_to_front = Some(step);
+        }
+        if step % self.config.record_every.max(1) == 0 || step == self.config.steps {
+            self.trajectory.push(TrajectoryPoint {
+                step,
+                x,
+                losses: self.config.problem.losses(x),
+            });
+        }
+    }
+
+    fn finish(
+        self,
+        label: &str,
+        x: [f64; 2],
+        last_weights: Vec<f64>,
+        fallback_steps: usize,
+    ) -> RunResult {
+        let problem = self.config.problem;
+        let mean_min = problem.mean_loss_minimum();
+        RunResult {
+            method: label.to_string(),
+            start: self.start,
+            steps: self.config.steps,
+            trajectory: self.trajectory,
+            final_x: x,
+            final_losses: problem.losses(x),
+            front_distance: self.pareto.distance(x),
+            steps_to_front: self.steps_to_front,
+            mean_min_distance: (x[0] - mean_min[0]).hypot(x[1] - mean_min[1]),
+            last_weights,
+            fallback_steps,
+            elapsed: self.began.elapsed(),
+        }
+    }
+}
+
 /// Trains the toy model from `start` with `method` through [`burn_mtl::MultiTaskOptimizer`]
 /// wrapped around Adam (β = (0.9, 0.999), ε = 1e-8, as PyTorch), one forward + backward per task
 /// and step. `progress(n)` is called now and then with the number of steps done since its last
@@ -473,30 +551,15 @@ pub fn train<B: AutodiffBackend>(
     device: &B::Device,
     mut progress: impl FnMut(usize),
 ) -> Result<RunResult, MtlError> {
-    let began = Instant::now();
     let problem = config.problem;
+    let mut recorder = Recorder::new(config, pareto, start);
     let mut model = Toy::<B>::new(problem, start, device);
-    let mut method = method.clone();
-    if let Some(floor) = method.min_losses_mut()
-        && floor.is_none()
-    {
-        // FAMO, GLS, SI, STCH, UW and IMTL-L use L − L*: the toy losses go down to about −20,
-        // so use the bound of FAMO's own toy trainer, L* = (−21·s1, −21·s2).
-        *floor = Some(problem.scales.iter().map(|s| -21.0 * s).collect());
-    }
+    let method = with_toy_floor(method, problem);
     let loss_only = !method.requires_gram();
     let mut optim = MultiTaskOptimizerConfig::new()
         .with_method(method)
         .init::<B, _>(AdamConfig::new().with_epsilon(ADAM_EPSILON).init());
-    let every = config.record_every.max(1);
-    let mean_min = problem.mean_loss_minimum();
     let mut x = model.params();
-    let mut trajectory = vec![TrajectoryPoint {
-        step: 0,
-        x,
-        losses: problem.losses(x),
-    }];
-    let mut steps_to_front = (pareto.distance(x) <= config.front_tol).then_some(0);
     let mut last_weights = Vec::new();
     let mut fallback_steps = 0;
     let mut reported = 0;
@@ -516,36 +579,14 @@ pub fn train<B: AutodiffBackend>(
         fallback_steps += usize::from(report.fallback.is_some());
         last_weights = report.weights;
         x = model.params();
-        if steps_to_front.is_none() && pareto.distance(x) <= config.front_tol {
-            steps_to_front = Some(step);
-        }
-        if step % every == 0 || step == config.steps {
-            trajectory.push(TrajectoryPoint {
-                step,
-                x,
-                losses: problem.losses(x),
-            });
-        }
+        recorder.record(step, x);
         if step % 250 == 0 {
             progress(step - reported);
             reported = step;
         }
     }
     progress(config.steps - reported);
-    Ok(RunResult {
-        method: label.to_string(),
-        start,
-        steps: config.steps,
-        trajectory,
-        final_x: x,
-        final_losses: problem.losses(x),
-        front_distance: pareto.distance(x),
-        steps_to_front,
-        mean_min_distance: (x[0] - mean_min[0]).hypot(x[1] - mean_min[1]),
-        last_weights,
-        fallback_steps,
-        elapsed: began.elapsed(),
-    })
+    Ok(recorder.finish(label, x, last_weights, fallback_steps))
 }
 
 /// Trains the toy problem from `start` with `method` entirely in `f64` on the host: the
@@ -578,45 +619,14 @@ pub fn train_host(
     config: &RunConfig,
     pareto: &ParetoSet,
 ) -> Result<RunResult, MtlError> {
-    let began = Instant::now();
+    let mut recorder = Recorder::new(config, pareto, start);
     let mut trace = HostTrace::new(method, start, config.problem)?;
-    let every = config.record_every.max(1);
-    let problem = config.problem;
-    let mean_min = problem.mean_loss_minimum();
     let mut x = start;
-    let mut trajectory = vec![TrajectoryPoint {
-        step: 0,
-        x,
-        losses: problem.losses(x),
-    }];
-    let mut steps_to_front = (pareto.distance(x) <= config.front_tol).then_some(0);
     for step in 1..=config.steps {
         x = trace.step(config.lr)?;
-        if steps_to_front.is_none() && pareto.distance(x) <= config.front_tol {
-            steps_to_front = Some(step);
-        }
-        if step % every == 0 || step == config.steps {
-            trajectory.push(TrajectoryPoint {
-                step,
-                x,
-                losses: problem.losses(x),
-            });
-        }
+        recorder.record(step, x);
     }
-    Ok(RunResult {
-        method: label.to_string(),
-        start,
-        steps: config.steps,
-        trajectory,
-        final_x: x,
-        final_losses: problem.losses(x),
-        front_distance: pareto.distance(x),
-        steps_to_front,
-        mean_min_distance: (x[0] - mean_min[0]).hypot(x[1] - mean_min[1]),
-        last_weights: trace.last_weights,
-        fallback_steps: trace.fallback_steps,
-        elapsed: began.elapsed(),
-    })
+    Ok(recorder.finish(label, x, trace.last_weights, trace.fallback_steps))
 }
 
 /// The state of one `f64` host run ([`train_host`]), stepped one Adam step at a time: the
@@ -643,15 +653,9 @@ impl HostTrace {
     /// # Errors
     /// Never at present (kept for methods whose set-up can fail).
     pub fn new(method: &Method, start: [f64; 2], problem: ToyProblem) -> Result<Self, MtlError> {
-        let mut method = method.clone();
-        if let Some(floor) = method.min_losses_mut()
-            && floor.is_none()
-        {
-            *floor = Some(problem.scales.iter().map(|s| -21.0 * s).collect());
-        }
         Ok(Self {
             problem,
-            method,
+            method: with_toy_floor(method, problem),
             x: start,
             m: [0.0; 2],
             v: [0.0; 2],
