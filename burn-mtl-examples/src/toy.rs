@@ -500,7 +500,7 @@ impl<'a> Recorder<'a> {
         if self.steps_to_front.is_none() && self.pareto.distance(x) <= self.config.front_tol {
             self.steps_to_front = Some(step);
         }
-        if step % self.config.record_every.max(1) == 0 || step == self.config.steps {
+        if step.is_multiple_of(self.config.record_every.max(1)) || step == self.config.steps {
             self.trajectory.push(TrajectoryPoint {
                 step,
                 x,

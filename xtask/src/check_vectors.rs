@@ -19,7 +19,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use burn::backend::NdArray;
-use burn_mtl::linalg::{Matrix, norm};
+use burn_mtl::linalg::{Matrix, dot, norm};
 use burn_mtl::method::{History, Mgda, MgdaSolver, PcGrad, WeightingInput, combine_rows};
 use burn_mtl::{Method, MtlError, Weighting};
 use serde::Deserialize;
@@ -390,11 +390,18 @@ fn solver_accuracy(
     }
 }
 
+/// `g0 = (1/K) Σ_k g_k`.
+fn mean_gradient(g: &[Vec<f64>]) -> Vec<f64> {
+    let k = g.len() as f64;
+    (0..g.first().map_or(0, Vec::len))
+        .map(|j| g.iter().map(|row| row[j]).sum::<f64>() / k)
+        .collect()
+}
+
 /// The value of the direction of `d` on ConicGrad's cap solid `{‖x‖ ≤ 1, ⟨x, ĝ0⟩ ≥ c}`: the
 /// best `min_i ⟨g_i, x⟩` over the points `x = λ d̂` of the solid (`λ = 1` where the value is
 /// positive, else the smallest feasible `λ = c / cos∠(d, g0)`). `d = 0` has value 0.
 fn cap_value(g: &[Vec<f64>], g0: &[f64], c: f64, d: &[f64]) -> f64 {
-    let dot = |a: &[f64], b: &[f64]| a.iter().zip(b).map(|(x, y)| x * y).sum::<f64>();
     let dn = norm(d);
     if dn == 0.0 {
         return 0.0;
@@ -447,16 +454,13 @@ fn conic_optimal_value(
     if d.iter().any(|x| !x.is_finite()) {
         return Err("non-finite output".into());
     }
-    let k = g.len() as f64;
-    let g0: Vec<f64> = (0..d.len())
-        .map(|j| g.iter().map(|row| row[j]).sum::<f64>() / k)
-        .collect();
+    let g0 = mean_gradient(g);
     let max_row = g.iter().map(|r| norm(r)).fold(0.0, f64::max);
     let (dn, g0n) = (norm(&d), norm(&g0));
     let value = cap_value(g, &g0, c, &d);
     let tol = exp.rtol * optimum.abs() + exp.atol * max_row;
     let cos = if dn > 0.0 {
-        d.iter().zip(&g0).map(|(a, b)| a * b).sum::<f64>() / (dn * g0n)
+        dot(&d, &g0) / (dn * g0n)
     } else {
         c
     };
@@ -505,11 +509,7 @@ fn conic_solver_accuracy(
         return Err(failure);
     };
     let dref: Vec<f64> = d_ref.iter().map(|v| v.unwrap_or(f64::NAN)).collect();
-    let k = g.len() as f64;
-    let g0: Vec<f64> = (0..d.len())
-        .map(|j| g.iter().map(|row| row[j]).sum::<f64>() / k)
-        .collect();
-    let dot = |a: &[f64], b: &[f64]| a.iter().zip(b).map(|(x, y)| x * y).sum::<f64>();
+    let g0 = mean_gradient(g);
     let val = |d: &[f64]| cap_value(g, &g0, c, d) * norm(d);
     let max_row = g.iter().map(|r| norm(r)).fold(0.0, f64::max);
     let (dn, g0n) = (norm(&d), norm(&g0));
