@@ -7,7 +7,8 @@
 # burn-ndarray through the WebGPU code path. Each run trains a few hundred steps; the page
 # must report finite losses and have drawn its plots, and the runs must agree. XTASK names
 # a built xtask binary to use instead of `cargo xtask` (CI passes target/release/xtask).
-# Screenshots and a JSON summary go to target/ci-demo/.
+# Screenshots and a JSON summary go to target/ci-demo/. With `--build-only` it stops after
+# the toolchain and the page's build (CI starts that early, in the background).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -19,6 +20,10 @@ if ! wasm-bindgen --version 2>/dev/null | grep -qx "wasm-bindgen $want"; then
     # --locked first; its lock file may name a crate version the registry does not serve.
     cargo install -q wasm-bindgen-cli --version "$want" --locked \
         || cargo install -q wasm-bindgen-cli --version "$want"
+fi
+
+if [ "${1:-}" = "--build-only" ]; then
+    exec ${XTASK:-cargo xtask} demo --build-only
 fi
 
 if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; then

@@ -755,7 +755,7 @@ fn compute_with_losses(
         }
         #[cfg(not(feature = "wgpu"))]
         Kind::Wgpu => Err(MtlError::InvalidConfig(
-            "the wgpu path needs xtask built with `--features wgpu`".into(),
+            "the wgpu path needs xtask built with its `wgpu` feature (a default feature)".into(),
         )),
     }
 }

@@ -216,7 +216,7 @@ impl Weighting for NashMtl {
 
     fn properties(&self) -> Properties {
         // Permutation-invariant and non-conflicting whenever no fallback is taken (tested in
-        // `tests/gram_methods.rs`); near the ill-posed boundary (a non-negative combination of
+        // `tests/suite/gram_methods.rs`); near the ill-posed boundary (a non-negative combination of
         // the gradients almost vanishes) whether the plain equation converges can depend on
         // the task order, so neither is promised on every input.
         Properties {

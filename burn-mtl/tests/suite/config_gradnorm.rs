@@ -1,12 +1,10 @@
 //! ConFIG and GradNorm: the promises the declared-property harness cannot express
 //! (ConFIG's conflict-freeness on full-rank Jacobians, GradNorm's learning rule and state).
 
-mod common;
-
+use crate::common::{aggregate, families, normal, rng};
 use burn_mtl::Method;
 use burn_mtl::linalg::{Matrix, dot, norm, sym_eigen};
 use burn_mtl::method::{GradNorm, ScaleOptim, Weighting, WeightingInput};
-use common::{aggregate, families, normal, rng};
 use rand::Rng;
 
 /// ConFIG: when the non-zero unit gradients are linearly independent (well-conditioned

@@ -134,7 +134,6 @@ fn grads_of(m: &Net<B>, g: &GradientsParams) -> Vec<Vec<f32>> {
     out
 }
 
-#[test]
 fn parameter_engine_equals_direct_backward_per_task() {
     for tasks in [2, 3] {
         let m = model(tasks, 1);
@@ -163,7 +162,6 @@ fn engine_grads(tg: &TaskGradients<B>, k: usize) -> &GradientsParams {
     tg.task(k).unwrap()
 }
 
-#[test]
 fn combined_update_is_the_gradient_of_the_weighted_loss() {
     // For a fixed linear weighting, the update on the shared parameters must equal the
     // gradient of Σ w_k L_k; heads get w_k·g_k (Weighted) or g_k (Unweighted).
@@ -208,7 +206,6 @@ fn combined_update_is_the_gradient_of_the_weighted_loss() {
     }
 }
 
-#[test]
 fn sgd_step_is_theta_minus_lr_times_the_update() {
     let tasks = 2;
     let m = model(tasks, 5);
@@ -241,7 +238,6 @@ fn sgd_step_is_theta_minus_lr_times_the_update() {
     }
 }
 
-#[test]
 fn report_matches_the_gram_matrix() {
     let tasks = 3;
     let m = model(tasks, 7);
@@ -300,7 +296,6 @@ fn report_matches_the_gram_matrix() {
     assert!(line.contains("\"gram_condition\""));
 }
 
-#[test]
 fn parameters_touched_by_some_tasks_only() {
     // Task 2 reads only the first shared layer's output through its own head: the second layer
     // is touched by tasks 0 and 1 only (zero row for task 2 in its block).
@@ -337,7 +332,6 @@ fn parameters_touched_by_some_tasks_only() {
     assert!(r.task_grad_norms.iter().all(|n| n.is_finite() && *n > 0.0));
 }
 
-#[test]
 fn packed_learner_path_equals_the_custom_loop() {
     let tasks = 3;
     let m = model(tasks, 11);
@@ -375,7 +369,6 @@ fn packed_learner_path_equals_the_custom_loop() {
 }
 
 /// Checkpoints of the stateful Gram-engine methods resume bit for bit.
-#[test]
 fn save_load_continue_is_identical() {
     // Every stateful Gram-engine method: RNGs (PCGrad, GradVac, RLW), EMA (GradVac), warm
     // start (Nash-MTL); Adam's moments in every case.
@@ -442,7 +435,6 @@ fn save_load_continue(spec: &str, loss_only: bool) {
     }
 }
 
-#[test]
 fn bad_input_is_rejected_and_changes_nothing() {
     let tasks = 2;
     let m = model(tasks, 14);
@@ -550,7 +542,6 @@ fn bad_input_is_rejected_and_changes_nothing() {
     assert!(as_mtl.to_string().contains("expected 3 tasks"));
 }
 
-#[test]
 fn training_with_adam_reduces_every_task_loss() {
     let tasks = 3;
     let b = batch(tasks, 16);
@@ -586,7 +577,6 @@ fn training_with_adam_reduces_every_task_loss() {
     }
 }
 
-#[test]
 fn global_norm_clipping_bounds_the_whole_update() {
     let tasks = 3;
     let m = model(tasks, 18);
@@ -687,7 +677,6 @@ fn weighted_loss_grads(m: &Net<B>, b: &Batch, w: &[f64]) -> Vec<Vec<f32>> {
     direct_grads(m, total)
 }
 
-#[test]
 fn loss_only_engine_backpropagates_the_weighted_loss_once() {
     let tasks = 3;
     let m = model(tasks, 20);
@@ -728,7 +717,6 @@ fn loss_only_engine_backpropagates_the_weighted_loss_once() {
     }
 }
 
-#[test]
 fn loss_only_engine_refuses_gradient_methods() {
     let tasks = 2;
     let m = model(tasks, 22);
@@ -747,7 +735,6 @@ fn loss_only_engine_refuses_gradient_methods() {
     assert_eq!(optim.steps(), 0);
 }
 
-#[test]
 fn representation_engine_equals_the_weighted_loss_gradient() {
     // The representation trick is exact: for the weights w it chose (from the Gram matrix of
     // the representation gradients), the encoder update is ∇_enc Σ w_k L_k.
@@ -779,7 +766,6 @@ fn representation_engine_equals_the_weighted_loss_gradient() {
     }
 }
 
-#[test]
 fn representation_and_parameter_engines_agree_for_the_mean() {
     let tasks = 2;
     let m = model(tasks, 26);
@@ -809,7 +795,6 @@ fn representation_and_parameter_engines_agree_for_the_mean() {
 }
 
 /// Checkpoints of the loss-based methods resume bit for bit, on the loss-only engine.
-#[test]
 fn loss_based_methods_resume_identically() {
     for spec in [
         "famo",
@@ -846,7 +831,6 @@ fn host_rows(m: &Net<B>, b: &Batch, tasks: usize) -> (Vec<Vec<f64>>, Vec<f64>) {
     (rows, losses)
 }
 
-#[test]
 fn column_wise_rules_and_moving_average_match_the_host_reference() {
     // TrimmedMean and GradDrop (column-wise, not weighted sums) and DB-MTL (a moving average
     // kept on the device across steps): the shared update of `aggregate` over three steps must
@@ -913,7 +897,6 @@ fn column_wise_rules_and_moving_average_match_the_host_reference() {
     }
 }
 
-#[test]
 fn column_wise_and_moving_average_methods_resume_and_clip() {
     // DB-MTL's device buffer goes into the record; GradDrop's RNG is in the method state.
     for spec in ["db_mtl", "graddrop:seed=9", "trimmed_mean"] {
@@ -948,7 +931,6 @@ fn column_wise_and_moving_average_methods_resume_and_clip() {
     assert_eq!(params(&err.module), params(&m));
 }
 
-#[test]
 fn rejected_step_keeps_the_moving_average() {
     // DB-MTL's buffers are lent to a step: a step refused after the Gram read (NaN loss) gives
     // them back, so good, refused, good equals good, good bit for bit.
@@ -981,3 +963,24 @@ fn rejected_step_keeps_the_moving_average() {
         straight.last_report().unwrap().weights
     );
 }
+
+backend_tests!(
+    parameter_engine_equals_direct_backward_per_task,
+    combined_update_is_the_gradient_of_the_weighted_loss,
+    sgd_step_is_theta_minus_lr_times_the_update,
+    report_matches_the_gram_matrix,
+    parameters_touched_by_some_tasks_only,
+    packed_learner_path_equals_the_custom_loop,
+    save_load_continue_is_identical,
+    bad_input_is_rejected_and_changes_nothing,
+    training_with_adam_reduces_every_task_loss,
+    global_norm_clipping_bounds_the_whole_update,
+    loss_only_engine_backpropagates_the_weighted_loss_once,
+    loss_only_engine_refuses_gradient_methods,
+    representation_engine_equals_the_weighted_loss_gradient,
+    representation_and_parameter_engines_agree_for_the_mean,
+    loss_based_methods_resume_identically,
+    column_wise_rules_and_moving_average_match_the_host_reference,
+    column_wise_and_moving_average_methods_resume_and_clip,
+    rejected_step_keeps_the_moving_average,
+);

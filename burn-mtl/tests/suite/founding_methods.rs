@@ -2,14 +2,14 @@
 //! over many random Jacobians (tiny, huge and mixed scales included), degenerate inputs, and
 //! solve timings (`--ignored`).
 
-mod common;
+use crate::common;
 
+use crate::common::{Case, aggregate, families, rng};
 use burn_mtl::linalg::{Matrix, dot, norm, sym_eigen};
 use burn_mtl::method::{
     AlignedMtl, AlignedPref, AlignedScale, Cagrad, CagradRescale, ConicGrad, Mgda, Weighting,
     WeightingInput,
 };
-use common::{Case, aggregate, families, rng};
 use rand::Rng;
 
 /// Cases with row scales within `1e±4` of each other (the solvers are exact at any scale,

@@ -1,16 +1,14 @@
 //! Blocks wider than the CPU Gram chunk: the chunked Gram matrix and the chunked combination
 //! must give the same update as the host computation (f32 tolerances). With the `wgpu`
-//! feature the same cases run on burn-wgpu, where these widths take the batched Gram products
+//! feature the same cases run on burn-wgpu (ignored unless asked for, like every wgpu test), where these widths take the batched Gram products
 //! (`cross_batched`).
 
-mod common;
-
+use crate::common::{aggregate, dist, gaussian, rng};
 use burn::backend::NdArray;
 use burn::tensor::backend::Backend;
 use burn_mtl::jacobian::{CPU_GRAM_CHUNK, aggregate_dense};
 use burn_mtl::linalg::norm;
 use burn_mtl::method::Method;
-use common::{aggregate, dist, gaussian, rng};
 
 #[test]
 fn wide_blocks_match_the_host_reference() {
@@ -24,12 +22,14 @@ fn optimizer_on_wide_parameters_matches_the_host_reference() {
 
 #[cfg(feature = "wgpu")]
 #[test]
+#[ignore = "needs a Vulkan device: run with `-- --ignored wgpu`"]
 fn wgpu_wide_blocks_match_the_host_reference() {
     wide_blocks::<burn::backend::Wgpu>();
 }
 
 #[cfg(feature = "wgpu")]
 #[test]
+#[ignore = "needs a Vulkan device: run with `-- --ignored wgpu`"]
 fn wgpu_optimizer_on_wide_parameters_matches_the_host_reference() {
     wide_parameters::<burn::backend::Wgpu>();
 }

@@ -2,12 +2,10 @@
 //! `common::families`, for exactly the properties its `properties()` declares. Tolerances are
 //! relative to the largest task-gradient norm (or to `‖d‖` where that is the natural scale).
 
-mod common;
-
+use crate::common::{Case, Factory, aggregate, dist, families, rng, scale_rows};
 use burn_mtl::Method;
 use burn_mtl::linalg::{Matrix, dot, norm, sym_eigen};
 use burn_mtl::method::{Linear, Mgda, MgdaSolver, PcGrad, Weighting, WeightingInput};
-use common::{Case, Factory, aggregate, dist, families, rng, scale_rows};
 use rand::seq::SliceRandom;
 
 /// Cases per method.

@@ -42,7 +42,7 @@ fn all_defaults_cover_the_registry() {
 /// The README's method table lists every registered method by its spec string.
 #[test]
 fn readme_lists_every_method() {
-    let readme = include_str!("../../README.md");
+    let readme = include_str!("../../../README.md");
     let start = readme
         .find("## Methods")
         .expect("README has a Methods section");

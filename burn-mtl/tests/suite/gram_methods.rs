@@ -2,16 +2,15 @@
 //! RLW): promises that the declared-property harness cannot express, and host solve timings
 //! (`cargo test --release -p burn-mtl --test gram_methods -- --ignored --nocapture`).
 
-mod common;
 #[path = "common/dual_cone_v1.rs"]
 mod dual_cone_v1;
 
 use std::time::Instant;
 
+use crate::common::{aggregate, dist, families, gaussian, rng};
 use burn_mtl::Method;
 use burn_mtl::linalg::{DualConeSolver, Matrix, dot, norm};
 use burn_mtl::method::{Weighting, WeightingInput};
-use common::{aggregate, dist, families, gaussian, rng};
 use rand::seq::SliceRandom;
 
 /// Nash-MTL and FairGrad: whenever no fallback is taken, the solution satisfies its
@@ -112,7 +111,7 @@ fn gradvac_state_carries_over() {
 
 /// The warm-started [`DualConeSolver`] (UPGrad's K QPs in sequence, DualProj's one) gives
 /// the same projections `Gᵀv` as the first, cold-start solver of burn-mtl (kept in
-/// `tests/common/dual_cone_v1.rs` as the oracle), on the random Jacobian families, with and
+/// `tests/suite/common/dual_cone_v1.rs` as the oracle), on the random Jacobian families, with and
 /// without the regularisation, and its `v` satisfies the KKT conditions.
 #[test]
 fn warm_dual_cone_solver_matches_cold_solver() {
