@@ -837,28 +837,6 @@ fn breakdown<AB: AutodiffBackend>(
 // ---------------------------------------------------------------------------------------------
 // TorchJD.
 
-/// TorchJD's aggregator for one of our methods (the class expression in the Python script).
-fn torchjd_name(method: &str) -> Option<&'static str> {
-    Some(match method {
-        "mean" => "Mean",
-        "sum" => "Sum",
-        "mgda" => "MGDA",
-        "pcgrad" => "PCGrad",
-        "gradvac" => "GradVac",
-        "imtl_g" => "IMTLG",
-        "cagrad" => "CAGrad",
-        "nash_mtl" => "NashMTL",
-        "aligned_mtl" => "AlignedMTL",
-        "upgrad" => "UPGrad",
-        "dualproj" => "DualProj",
-        "fairgrad" => "FairGrad",
-        "random" => "Random",
-        "krum" => "Krum",
-        "conicgrad" => "ConicGrad",
-        _ => return None,
-    })
-}
-
 fn run_torchjd(args: &Args, plan: &Plan) -> Result<Vec<Record>, String> {
     let ok = std::process::Command::new(&args.python)
         .args(["-c", "import torchjd, torch"])
@@ -877,7 +855,7 @@ fn run_torchjd(args: &Args, plan: &Plan) -> Result<Vec<Record>, String> {
     std::fs::write(&script, TORCHJD_SCRIPT).map_err(|e| e.to_string())?;
     let mut methods: Vec<String> = Vec::new();
     for m in &plan.methods {
-        if let Some(n) = torchjd_name(m.name()) {
+        if let Some(n) = crate::references::torchjd_class(m.name()) {
             methods.push(format!("{}={n}", m.name()));
         }
     }

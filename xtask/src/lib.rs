@@ -7,3 +7,4 @@ pub mod bench_backends;
 pub mod check_vectors;
 pub mod demo;
 pub mod fetch_data;
+pub mod references;
