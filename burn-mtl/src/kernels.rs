@@ -1,3 +1,6 @@
+//! The CPU kernels, the bottom layer: plain Rust on `f32` slices, no Burn type (the jacobian
+//! layer hands them the buffers and takes the results back to tensors).
+//!
 //! Blocks whose K task gradients sit in host memory: on the CPU backends (ndarray, flex) a
 //! gradient read with `Tensor::into_data` hands over its own buffer (no copy when the
 //! gradient is not shared), and the Gram matrix and the weighted sum are computed here, on
@@ -154,22 +157,6 @@ impl HostRows {
             .iter()
             .map(|r| r.as_deref().map_or(0.0, |r| dot(r, d)))
             .collect()
-    }
-}
-
-/// A moving-average buffer `[K, n]` as host data (K×n row-major): the tensor's own storage
-/// when nothing else holds it; the tensor back when it is not an f32 `[K, n]` tensor.
-pub(crate) fn buffer_data<B: burn::tensor::backend::Backend>(
-    b: burn::tensor::Tensor<B, 2>,
-    k: usize,
-    n: usize,
-) -> Result<Vec<f32>, burn::tensor::Tensor<B, 2>> {
-    if b.dtype() != burn::tensor::DType::F32 || b.dims() != [k, n] {
-        return Err(b);
-    }
-    match b.into_data().into_vec::<f32>() {
-        Ok(v) => Ok(v),
-        Err(_) => unreachable!("dtype checked to be f32"),
     }
 }
 

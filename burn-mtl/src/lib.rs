@@ -4,6 +4,7 @@
 pub mod engine;
 mod error;
 pub mod jacobian;
+mod kernels;
 pub mod linalg;
 pub mod method;
 pub mod optimizer;

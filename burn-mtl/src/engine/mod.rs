@@ -22,7 +22,7 @@ use burn::optim::GradientsParams;
 use burn::tensor::Tensor;
 use burn::tensor::backend::AutodiffBackend;
 
-use crate::MtlError;
+use crate::error::MtlError;
 
 /// The K task gradients of one step, as the [`MultiTaskOptimizer`](crate::MultiTaskOptimizer)
 /// consumes them: one `GradientsParams` per task, and optionally the K task losses (reported,

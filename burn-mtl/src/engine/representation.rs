@@ -5,7 +5,7 @@ use burn::optim::GradientsParams;
 use burn::tensor::Tensor;
 use burn::tensor::backend::AutodiffBackend;
 
-use crate::MtlError;
+use crate::error::MtlError;
 use crate::jacobian::{TaskJacobian, combine_block, sq_norm, weights_tensor};
 
 /// The task gradients of one step with respect to a shared representation `z`, from **one**

@@ -19,7 +19,7 @@
 use burn::tensor::backend::Backend;
 use burn::tensor::{DType, Tensor, TensorData};
 
-use super::host::HostRows;
+use crate::kernels::HostRows;
 
 /// The most values (f32: 64 MiB) a stacked `[K, n]` block or one `[K, c]` chunk of a block kept
 /// as rows holds on a GPU backend (see the module notes).

@@ -8,7 +8,7 @@ use burn::tensor::{Tensor, TensorData};
 use super::TaskJacobian;
 use super::block::Block;
 use super::rules::combine_rule_block;
-use crate::MtlError;
+use crate::error::MtlError;
 use crate::linalg::Matrix;
 use crate::method::{Combination, Weighting, WeightingInput, Weights};
 

@@ -15,7 +15,6 @@
 
 mod block;
 mod dense;
-mod host;
 mod ops;
 mod pack;
 mod rules;
@@ -28,7 +27,7 @@ use burn::optim::GradientsParams;
 use burn::tensor::backend::{AutodiffBackend, Backend};
 use burn::tensor::{DType, Tensor, TensorData, Transaction};
 
-use crate::MtlError;
+use crate::error::MtlError;
 use crate::linalg::Matrix;
 use crate::method::{Combination, History};
 
@@ -384,7 +383,7 @@ impl<B: Backend> TaskJacobian<B> {
             {
                 // Host blocks: the buffer's data (its own storage when nothing else holds it)
                 // and its Gram data on the host.
-                match host::buffer_data(b, k, rows.n) {
+                match buffer_data(b, k, rows.n) {
                     Ok(data) => {
                         let (prev, cross) = rows.history_grams(&data);
                         let acc = self
@@ -690,5 +689,21 @@ fn symmetrize(m: &mut Matrix) {
             m.set(i, j, v);
             m.set(j, i, v);
         }
+    }
+}
+
+/// A moving-average buffer `[K, n]` as host data (K×n row-major): the tensor's own storage
+/// when nothing else holds it; the tensor back when it is not an f32 `[K, n]` tensor.
+pub(crate) fn buffer_data<B: burn::tensor::backend::Backend>(
+    b: burn::tensor::Tensor<B, 2>,
+    k: usize,
+    n: usize,
+) -> Result<Vec<f32>, burn::tensor::Tensor<B, 2>> {
+    if b.dtype() != burn::tensor::DType::F32 || b.dims() != [k, n] {
+        return Err(b);
+    }
+    match b.into_data().into_vec::<f32>() {
+        Ok(v) => Ok(v),
+        Err(_) => unreachable!("dtype checked to be f32"),
     }
 }

@@ -9,9 +9,9 @@ use burn::tensor::backend::Backend;
 use burn::tensor::{Tensor, TensorData};
 
 use super::block::Block;
-use super::host::HostRows;
 use super::{combine_block, weights_tensor};
-use crate::MtlError;
+use crate::error::MtlError;
+use crate::kernels::HostRows;
 use crate::method::{Combination, UniformStream};
 
 /// What one block gives: its part of `d` and, for the moving average, its new buffer.
@@ -78,7 +78,7 @@ pub(crate) fn combine_rule_block<B: Backend>(
             let host_buffer = match b {
                 None => Ok(None),
                 Some(Buffer::Host(v)) => Ok(Some(v)),
-                Some(Buffer::Device(t)) => super::host::buffer_data(t, k, n).map(Some),
+                Some(Buffer::Device(t)) => super::buffer_data(t, k, n).map(Some),
             };
             match host_buffer {
                 Ok(hb) => {

@@ -15,7 +15,7 @@ use burn::tensor::{Tensor, TensorData, Transaction};
 use super::block::Block;
 use super::rules::combine_rule_block;
 use super::{Combined, TaskJacobian};
-use crate::MtlError;
+use crate::error::MtlError;
 use crate::method::{Combination, UniformStream};
 
 struct CollectTasks<'a, AB: AutodiffBackend> {

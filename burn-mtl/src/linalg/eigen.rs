@@ -4,7 +4,7 @@
 use nalgebra::DMatrix;
 
 use super::Matrix;
-use crate::MtlError;
+use crate::error::MtlError;
 
 fn to_nalgebra(m: &Matrix) -> Result<DMatrix<f64>, MtlError> {
     if !m.is_square() {

@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::MtlError;
+use crate::error::MtlError;
 
 /// A small dense row-major `f64` matrix (typically the K×K Gram matrix `M = G Gᵀ`).
 ///

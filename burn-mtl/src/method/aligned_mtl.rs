@@ -4,7 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::{MethodSpec, Properties, Weighting, WeightingInput, Weights, check_input};
-use crate::MtlError;
+use crate::error::MtlError;
 use crate::linalg::{Matrix, sym_eigen};
 
 /// The scale `σ²` of the aligned gradients, from the retained eigenvalues `λ_1 ≥ … ≥ λ_R`
@@ -303,7 +303,7 @@ impl super::Registered for AlignedMtl {
     const ALIASES: &'static [&'static str] = &["alignedmtl", "amtl"];
     const OPTIONS: &'static str = "[:scale=min|median|rmse,pref=sum|mean,rank_eps=f32|dtype]";
 
-    fn from_spec(spec: &super::MethodSpec) -> Result<Self, crate::MtlError> {
+    fn from_spec(spec: &super::MethodSpec) -> Result<Self, crate::error::MtlError> {
         Self::from_spec(spec)
     }
 

@@ -4,7 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::{MethodSpec, Properties, Weighting, WeightingInput, Weights, check_input};
-use crate::MtlError;
+use crate::error::MtlError;
 use crate::linalg::{ShiftedHull, psd_clip, quadratic_roots, solve_path};
 
 /// How [`Cagrad`] rescales its update after the conflict-averse step (official
@@ -420,7 +420,7 @@ impl Weighting for Cagrad {
 impl super::Registered for Cagrad {
     const OPTIONS: &'static str = "[:c=0.4,rescale=one_plus_c2|one_plus_c|none,norm_eps=1e-4,original_eps=false,convention=official|torchjd|original]";
 
-    fn from_spec(spec: &super::MethodSpec) -> Result<Self, crate::MtlError> {
+    fn from_spec(spec: &super::MethodSpec) -> Result<Self, crate::error::MtlError> {
         Self::from_spec(spec)
     }
 

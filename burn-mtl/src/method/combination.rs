@@ -10,7 +10,7 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
-use crate::MtlError;
+use crate::error::MtlError;
 use crate::linalg::Matrix;
 
 /// How the update `d` is built from the task gradients `g_k` (the rows of `G`) and the weights

@@ -5,7 +5,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::{MethodSpec, Properties, Weighting, WeightingInput, Weights, check_input};
-use crate::MtlError;
+use crate::error::MtlError;
 use crate::linalg::{Matrix, sym_eigen};
 
 /// The relative eigenvalue cut-off of the cosine matrix of `n` non-zero rows whose Gram
@@ -216,7 +216,7 @@ impl super::Registered for ConFig {
     const ALIASES: &'static [&'static str] = &["con_fig"];
     const OPTIONS: &'static str = "[:pref=a/b/..]";
 
-    fn from_spec(spec: &super::MethodSpec) -> Result<Self, crate::MtlError> {
+    fn from_spec(spec: &super::MethodSpec) -> Result<Self, crate::error::MtlError> {
         Self::from_spec(spec)
     }
 

@@ -5,7 +5,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::{MethodSpec, Properties, Weighting, WeightingInput, Weights, check_input};
-use crate::MtlError;
+use crate::error::MtlError;
 use crate::linalg::{Matrix, ShiftedHull, psd_clip, quadratic_roots, solve_path};
 
 /// ConicGrad: the update that maximises the worst task's improvement inside a cone around
@@ -353,7 +353,7 @@ impl super::Registered for ConicGrad {
     const ALIASES: &'static [&'static str] = &["conic_grad"];
     const OPTIONS: &'static str = "[:c=0.5]";
 
-    fn from_spec(spec: &super::MethodSpec) -> Result<Self, crate::MtlError> {
+    fn from_spec(spec: &super::MethodSpec) -> Result<Self, crate::error::MtlError> {
         Self::from_spec(spec)
     }
 

@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 
 use super::combination::{Combination, History};
 use super::{MethodSpec, Properties, Weighting, WeightingInput, Weights, check_input};
-use crate::MtlError;
+use crate::error::MtlError;
 
 /// The offset LibMTL adds inside `log(L + ε)`.
 const LOG_EPS: f64 = 1e-8;
@@ -178,7 +178,7 @@ impl super::Registered for DbMtl {
     const ALIASES: &'static [&'static str] = &["dbmtl"];
     const OPTIONS: &'static str = "[:beta=0.9,beta_sigma=0,min_losses=a/b/..]";
 
-    fn from_spec(spec: &super::MethodSpec) -> Result<Self, crate::MtlError> {
+    fn from_spec(spec: &super::MethodSpec) -> Result<Self, crate::error::MtlError> {
         Self::from_spec(spec)
     }
 

@@ -7,7 +7,7 @@ use rand::SeedableRng;
 use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
 
-use crate::MtlError;
+use crate::error::MtlError;
 
 /// A ChaCha8 RNG (boxed: its state is large) and a first-in first-out queue of recorded draws
 /// that are used instead of the RNG while any is queued. The owner keeps the seed and its serde

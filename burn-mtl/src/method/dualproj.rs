@@ -8,7 +8,7 @@ use super::upgrad::{
     NORM_EPS, Projector, REG_EPS, finish, prepare, properties, spec_eps, validate_eps,
 };
 use super::{MethodSpec, Properties, Weighting, WeightingInput, Weights};
-use crate::MtlError;
+use crate::error::MtlError;
 
 /// DualProj: the Euclidean projection of the mean gradient `g0 = Gᵀp` (`p = 1/K`) onto the
 /// dual cone `{x : ⟨g_k, x⟩ ≥ 0 ∀k}`: `d = π_J(Gᵀp) = Gᵀv` with `v = argmin_{v ≥ p} vᵀMv`
@@ -89,7 +89,7 @@ impl super::Registered for DualProj {
     const ALIASES: &'static [&'static str] = &["dual_proj"];
     const OPTIONS: &'static str = "[:norm_eps=1e-4,reg_eps=1e-4]";
 
-    fn from_spec(spec: &super::MethodSpec) -> Result<Self, crate::MtlError> {
+    fn from_spec(spec: &super::MethodSpec) -> Result<Self, crate::error::MtlError> {
         Self::from_spec(spec)
     }
 

@@ -4,7 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::{MethodSpec, Properties, Weighting, WeightingInput, Weights, check_input};
-use crate::MtlError;
+use crate::error::MtlError;
 
 /// Over what DWA averages the losses whose ratio drives its weights.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -289,7 +289,7 @@ impl Weighting for Dwa {
 impl super::Registered for Dwa {
     const OPTIONS: &'static str = "[:temperature=2,window=25|epoch=E,reduction=sum|mean]";
 
-    fn from_spec(spec: &super::MethodSpec) -> Result<Self, crate::MtlError> {
+    fn from_spec(spec: &super::MethodSpec) -> Result<Self, crate::error::MtlError> {
         Self::from_spec(spec)
     }
 

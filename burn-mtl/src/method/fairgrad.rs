@@ -4,7 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::{MethodSpec, Properties, Weighting, WeightingInput, Weights, check_input};
-use crate::MtlError;
+use crate::error::MtlError;
 use crate::linalg::{Matrix, solve_power_equation};
 
 /// Regularisation of the fallback (relative to the solved, scaled matrix: `M / max_i M_ii`
@@ -231,7 +231,7 @@ impl super::Registered for FairGrad {
     const ALIASES: &'static [&'static str] = &["fair_grad"];
     const OPTIONS: &'static str = "[:alpha=2]";
 
-    fn from_spec(spec: &super::MethodSpec) -> Result<Self, crate::MtlError> {
+    fn from_spec(spec: &super::MethodSpec) -> Result<Self, crate::error::MtlError> {
         Self::from_spec(spec)
     }
 

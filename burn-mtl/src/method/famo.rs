@@ -4,7 +4,7 @@ use serde::{Deserialize, Serialize};
 
 use super::gls::shifted_positive;
 use super::{AfterStep, MethodSpec, Properties, Weighting, WeightingInput, Weights, check_input};
-use crate::MtlError;
+use crate::error::MtlError;
 use crate::linalg::HostAdam;
 
 /// FAMO: loss-based balancing with O(1) cost per step (one backward of a weighted loss).
@@ -185,7 +185,7 @@ impl Weighting for Famo {
 impl super::Registered for Famo {
     const OPTIONS: &'static str = "[:lr=0.025,gamma=1e-3,after=same_batch|next_batch]";
 
-    fn from_spec(spec: &super::MethodSpec) -> Result<Self, crate::MtlError> {
+    fn from_spec(spec: &super::MethodSpec) -> Result<Self, crate::error::MtlError> {
         Self::from_spec(spec)
     }
 

@@ -5,7 +5,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::{MethodSpec, Properties, Weighting, WeightingInput, Weights, check_input};
-use crate::MtlError;
+use crate::error::MtlError;
 
 /// GLS: train on the **geometric mean** of the task losses, `GLS = (Π_k L_k)^{1/K}`.
 ///
@@ -119,7 +119,7 @@ impl super::Registered for Gls {
     const ALIASES: &'static [&'static str] = &["geometric_mean"];
     const OPTIONS: &'static str = "[:min_losses=a/b/..]";
 
-    fn from_spec(spec: &super::MethodSpec) -> Result<Self, crate::MtlError> {
+    fn from_spec(spec: &super::MethodSpec) -> Result<Self, crate::error::MtlError> {
         Self::from_spec(spec)
     }
 

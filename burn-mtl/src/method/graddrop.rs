@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use super::combination::{Combination, Uniforms};
 use super::draws::Draws;
 use super::{MethodSpec, Properties, Weighting, WeightingInput, Weights, check_input};
-use crate::MtlError;
+use crate::error::MtlError;
 
 /// GradDrop: per coordinate `j`, the sign purity `P_j = ½ (1 + Σ_k g_kj / Σ_k |g_kj|)` is the
 /// probability of keeping the positive values; with a uniform draw `U_j`, the positive values
@@ -173,7 +173,7 @@ impl super::Registered for GradDrop {
     const ALIASES: &'static [&'static str] = &["grad_drop"];
     const OPTIONS: &'static str = "[:seed=N]";
 
-    fn from_spec(spec: &super::MethodSpec) -> Result<Self, crate::MtlError> {
+    fn from_spec(spec: &super::MethodSpec) -> Result<Self, crate::error::MtlError> {
         Self::from_spec(spec)
     }
 

@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 
 use super::uw::{ScaleOptim, parse_scale_optim, shift};
 use super::{MethodSpec, Properties, Weighting, WeightingInput, Weights, check_input};
-use crate::MtlError;
+use crate::error::MtlError;
 use crate::linalg::HostAdam;
 
 /// The paper's α for NYUv2 (also LibMTL's default).
@@ -373,7 +373,7 @@ impl super::Registered for GradNorm {
     const ALIASES: &'static [&'static str] = &["grad_norm"];
     const OPTIONS: &'static str = "[:alpha=1.5,lr=0.025,optim=adam|sgd,min_losses=a/b/..]";
 
-    fn from_spec(spec: &super::MethodSpec) -> Result<Self, crate::MtlError> {
+    fn from_spec(spec: &super::MethodSpec) -> Result<Self, crate::error::MtlError> {
         Self::from_spec(spec)
     }
 

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use super::draws::Draws;
 use super::{MethodSpec, Properties, Weighting, WeightingInput, Weights, check_input};
-use crate::MtlError;
+use crate::error::MtlError;
 
 /// GradVac ("gradient vaccine"): like PCGrad, but instead of only removing conflicts it pulls
 /// every pair of gradients towards an **adaptive target similarity** `φ̂_ij`, an EMA of the
@@ -275,7 +275,7 @@ impl super::Registered for GradVac {
     const ALIASES: &'static [&'static str] = &["grad_vac"];
     const OPTIONS: &'static str = "[:beta=0.5,eps=1e-8,seed=N]";
 
-    fn from_spec(spec: &super::MethodSpec) -> Result<Self, crate::MtlError> {
+    fn from_spec(spec: &super::MethodSpec) -> Result<Self, crate::error::MtlError> {
         Self::from_spec(spec)
     }
 

@@ -4,7 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::{Properties, Weighting, WeightingInput, Weights, check_input};
-use crate::MtlError;
+use crate::error::MtlError;
 use crate::linalg::pinv_sym;
 
 /// IMTL-G: the update `d = Gᵀα` with `Σα = 1` whose projections onto every unit task gradient
@@ -92,7 +92,7 @@ impl Weighting for ImtlG {
 impl super::Registered for ImtlG {
     const ALIASES: &'static [&'static str] = &["imtlg"];
 
-    fn from_spec(spec: &super::MethodSpec) -> Result<Self, crate::MtlError> {
+    fn from_spec(spec: &super::MethodSpec) -> Result<Self, crate::error::MtlError> {
         spec.no_options()?;
         Ok(ImtlG)
     }

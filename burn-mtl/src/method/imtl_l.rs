@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 
 use super::uw::{LearnedScales, ScaleOptim};
 use super::{MethodSpec, Properties, Weighting, WeightingInput, Weights};
-use crate::MtlError;
+use crate::error::MtlError;
 
 /// IMTL-L: each task has a learned scale `s_k` and the model is trained on
 /// `Σ_k (e^{s_k} L_k − s_k)`; the `−s_k` term keeps `s_k` from collapsing to `−∞`.
@@ -108,7 +108,7 @@ impl super::Registered for ImtlL {
     const ALIASES: &'static [&'static str] = &["imtll"];
     const OPTIONS: &'static str = "[:init=0,lr=0.025,optim=adam|sgd,min_losses=..]";
 
-    fn from_spec(spec: &super::MethodSpec) -> Result<Self, crate::MtlError> {
+    fn from_spec(spec: &super::MethodSpec) -> Result<Self, crate::error::MtlError> {
         Self::from_spec(spec)
     }
 

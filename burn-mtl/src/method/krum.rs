@@ -5,7 +5,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::{MethodSpec, Properties, Weighting, WeightingInput, Weights, check_input};
-use crate::MtlError;
+use crate::error::MtlError;
 
 /// Krum: a Byzantine-robust **selection** of task gradients. With `f` = `byzantine` possibly
 /// adversarial rows, each row `i` gets the score `s_i = Σ_{j ∈ N_i} ‖g_i − g_j‖`, the sum of
@@ -154,7 +154,7 @@ impl Weighting for Krum {
 impl super::Registered for Krum {
     const OPTIONS: &'static str = "[:byzantine=1,selected=1]";
 
-    fn from_spec(spec: &super::MethodSpec) -> Result<Self, crate::MtlError> {
+    fn from_spec(spec: &super::MethodSpec) -> Result<Self, crate::error::MtlError> {
         Self::from_spec(spec)
     }
 

@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::{MethodSpec, Properties, Weighting, WeightingInput, Weights, check_input};
-use crate::MtlError;
+use crate::error::MtlError;
 
 /// Fixed weights `λ` chosen by the user (linear scalarisation, "LS" in the MTL literature):
 /// the gradient of `Σ_k λ_k L_k`.
@@ -78,7 +78,7 @@ impl super::Registered for Linear {
     const ALIASES: &'static [&'static str] = &["ls"];
     const OPTIONS: &'static str = ":weights=a/b/..";
 
-    fn from_spec(spec: &super::MethodSpec) -> Result<Self, crate::MtlError> {
+    fn from_spec(spec: &super::MethodSpec) -> Result<Self, crate::error::MtlError> {
         Self::from_spec(spec)
     }
 

@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 
 use super::famo::parse_after;
 use super::{AfterStep, MethodSpec, Properties, Weighting, WeightingInput, Weights, check_input};
-use crate::MtlError;
+use crate::error::MtlError;
 use crate::linalg::{dot, norm, project_to_simplex};
 
 /// The lower-level objective MARIGOLD minimises over the task weights.
@@ -310,7 +310,7 @@ impl Weighting for Marigold {
 impl super::Registered for Marigold {
     const OPTIONS: &'static str = "[:objective=mgda|cagrad,beta=0.02,smoothing=0.5,c=0.4,probe_every=2,after=..]";
 
-    fn from_spec(spec: &super::MethodSpec) -> Result<Self, crate::MtlError> {
+    fn from_spec(spec: &super::MethodSpec) -> Result<Self, crate::error::MtlError> {
         Self::from_spec(spec)
     }
 

@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::{Properties, Weighting, WeightingInput, Weights, check_input};
-use crate::MtlError;
+use crate::error::MtlError;
 
 /// Equal weights `1/K`: the average of the task gradients, i.e. the gradient of the mean loss.
 /// The baseline every method is compared against.
@@ -37,7 +37,7 @@ impl Weighting for Mean {
 }
 
 impl super::Registered for Mean {
-    fn from_spec(spec: &super::MethodSpec) -> Result<Self, crate::MtlError> {
+    fn from_spec(spec: &super::MethodSpec) -> Result<Self, crate::error::MtlError> {
         spec.no_options()?;
         Ok(Mean)
     }

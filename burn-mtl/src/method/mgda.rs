@@ -4,7 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::{MethodSpec, Properties, Weighting, WeightingInput, Weights, check_input};
-use crate::MtlError;
+use crate::error::MtlError;
 use crate::linalg::{Matrix, min_norm_point};
 
 /// How [`Mgda`] solves `min_{w ∈ Δ} wᵀMw`.
@@ -230,7 +230,7 @@ impl Weighting for Mgda {
 impl super::Registered for Mgda {
     const OPTIONS: &'static str = "[:solver=exact|frank_wolfe,epsilon=1e-3,max_iters=100]";
 
-    fn from_spec(spec: &super::MethodSpec) -> Result<Self, crate::MtlError> {
+    fn from_spec(spec: &super::MethodSpec) -> Result<Self, crate::error::MtlError> {
         Self::from_spec(spec)
     }
 

@@ -13,7 +13,7 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
-use crate::MtlError;
+use crate::error::MtlError;
 use crate::linalg::Matrix;
 
 mod combination;

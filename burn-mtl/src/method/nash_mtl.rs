@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 
 use super::fairgrad::{active_tasks, solve_positive};
 use super::{MethodSpec, Properties, Weighting, WeightingInput, Weights, check_input};
-use crate::MtlError;
+use crate::error::MtlError;
 use crate::linalg::Matrix;
 
 /// Nash-MTL: the update `d = Gᵀα` of the Nash bargaining solution of
@@ -239,7 +239,7 @@ impl super::Registered for NashMtl {
     const ALIASES: &'static [&'static str] = &["nashmtl", "nash"];
     const OPTIONS: &'static str = "[:max_norm=1.0,update_weights_every=1]";
 
-    fn from_spec(spec: &super::MethodSpec) -> Result<Self, crate::MtlError> {
+    fn from_spec(spec: &super::MethodSpec) -> Result<Self, crate::error::MtlError> {
         Self::from_spec(spec)
     }
 

@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use super::draws::Draws;
 use super::{MethodSpec, Properties, Weighting, WeightingInput, Weights, check_input};
-use crate::MtlError;
+use crate::error::MtlError;
 
 /// PCGrad ("gradient surgery"): for every task `i`, start from `g_i` and, for the other tasks
 /// `j` in a random order, remove the component of the current vector along `g_j` whenever the
@@ -196,7 +196,7 @@ impl Weighting for PcGrad {
 impl super::Registered for PcGrad {
     const OPTIONS: &'static str = "[:seed=N]";
 
-    fn from_spec(spec: &super::MethodSpec) -> Result<Self, crate::MtlError> {
+    fn from_spec(spec: &super::MethodSpec) -> Result<Self, crate::error::MtlError> {
         Self::from_spec(spec)
     }
 

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use super::draws::Draws;
 use super::{MethodSpec, Properties, Weighting, WeightingInput, Weights, check_input};
-use crate::MtlError;
+use crate::error::MtlError;
 
 /// RLW / `Random`: fresh random weights every step, `w = softmax(p)` with `p ~ N(0, I_K)`
 /// (LibMTL `RLW`, nash-mtl/FAMO `RLW`, TorchJD `Random`; the paper's default distribution).
@@ -169,7 +169,7 @@ impl super::Registered for Random {
     const ALIASES: &'static [&'static str] = &["rlw"];
     const OPTIONS: &'static str = "[:seed=N]";
 
-    fn from_spec(spec: &super::MethodSpec) -> Result<Self, crate::MtlError> {
+    fn from_spec(spec: &super::MethodSpec) -> Result<Self, crate::error::MtlError> {
         Self::from_spec(spec)
     }
 

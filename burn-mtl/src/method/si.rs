@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 
 use super::gls::shifted_positive;
 use super::{MethodSpec, Properties, Weighting, WeightingInput, Weights, check_input};
-use crate::MtlError;
+use crate::error::MtlError;
 
 /// SI: train on `Σ_k log(L_k − L*_k + ε)`, which is invariant to rescaling any task's loss.
 ///
@@ -84,7 +84,7 @@ impl super::Registered for Si {
     const ALIASES: &'static [&'static str] = &["scaleinvls", "scale_invariant"];
     const OPTIONS: &'static str = "[:eps=0,min_losses=a/b/..]";
 
-    fn from_spec(spec: &super::MethodSpec) -> Result<Self, crate::MtlError> {
+    fn from_spec(spec: &super::MethodSpec) -> Result<Self, crate::error::MtlError> {
         Self::from_spec(spec)
     }
 

@@ -1,6 +1,6 @@
 //! Parsing of method specification strings: `name[:key=value,key=value...]`.
 
-use crate::MtlError;
+use crate::error::MtlError;
 
 /// A parsed method specification such as `pcgrad:seed=3` (name, then `key=value` options).
 ///

@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 
 use super::famo::softmax;
 use super::{MethodSpec, Properties, Weighting, WeightingInput, Weights, check_input};
-use crate::MtlError;
+use crate::error::MtlError;
 
 /// Which reference implementation [`Stch`] follows.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -319,7 +319,7 @@ impl Weighting for Stch {
 impl super::Registered for Stch {
     const OPTIONS: &'static str = "[:mu=1,warmup=400,nadir=100,convention=libmtl|torchjd,min_losses=a/b/..]";
 
-    fn from_spec(spec: &super::MethodSpec) -> Result<Self, crate::MtlError> {
+    fn from_spec(spec: &super::MethodSpec) -> Result<Self, crate::error::MtlError> {
         Self::from_spec(spec)
     }
 

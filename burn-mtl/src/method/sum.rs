@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::{Properties, Weighting, WeightingInput, Weights, check_input};
-use crate::MtlError;
+use crate::error::MtlError;
 
 /// Unit weights: the sum of the task gradients, i.e. the gradient of the summed loss.
 ///
@@ -36,7 +36,7 @@ impl Weighting for Sum {
 }
 
 impl super::Registered for Sum {
-    fn from_spec(spec: &super::MethodSpec) -> Result<Self, crate::MtlError> {
+    fn from_spec(spec: &super::MethodSpec) -> Result<Self, crate::error::MtlError> {
         spec.no_options()?;
         Ok(Sum)
     }

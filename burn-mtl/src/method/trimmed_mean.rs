@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 
 use super::combination::Combination;
 use super::{MethodSpec, Properties, Weighting, WeightingInput, Weights, check_input};
-use crate::MtlError;
+use crate::error::MtlError;
 
 /// TrimmedMean: a coordinate-wise robust mean. For every coordinate `j`, the K values
 /// `g_1j … g_Kj` are sorted, the `trim` smallest and the `trim` largest are dropped, and the
@@ -85,7 +85,7 @@ impl super::Registered for TrimmedMean {
     const ALIASES: &'static [&'static str] = &["trimmedmean"];
     const OPTIONS: &'static str = "[:trim=1]";
 
-    fn from_spec(spec: &super::MethodSpec) -> Result<Self, crate::MtlError> {
+    fn from_spec(spec: &super::MethodSpec) -> Result<Self, crate::error::MtlError> {
         Self::from_spec(spec)
     }
 

@@ -5,7 +5,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::{MethodSpec, Properties, Weighting, WeightingInput, Weights, check_input};
-use crate::MtlError;
+use crate::error::MtlError;
 use crate::linalg::{DualConeSolver, Matrix};
 
 /// TorchJD's default `norm_eps` (a trace below it is treated as zero).
@@ -249,7 +249,7 @@ impl Weighting for UpGrad {
 impl super::Registered for UpGrad {
     const OPTIONS: &'static str = "[:norm_eps=1e-4,reg_eps=1e-4]";
 
-    fn from_spec(spec: &super::MethodSpec) -> Result<Self, crate::MtlError> {
+    fn from_spec(spec: &super::MethodSpec) -> Result<Self, crate::error::MtlError> {
         Self::from_spec(spec)
     }
 

@@ -4,7 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::{MethodSpec, Properties, Weighting, WeightingInput, Weights, check_input};
-use crate::MtlError;
+use crate::error::MtlError;
 use crate::linalg::HostAdam;
 
 /// The optimiser of learned loss-scale parameters (UW's log-variances, IMTL-L's scales).
@@ -264,7 +264,7 @@ impl super::Registered for Uw {
     const ALIASES: &'static [&'static str] = &["uncertainty", "kendall"];
     const OPTIONS: &'static str = "[:init=0,lr=0.025,optim=adam|sgd,min_losses=..]";
 
-    fn from_spec(spec: &super::MethodSpec) -> Result<Self, crate::MtlError> {
+    fn from_spec(spec: &super::MethodSpec) -> Result<Self, crate::error::MtlError> {
         Self::from_spec(spec)
     }
 

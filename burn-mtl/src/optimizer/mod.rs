@@ -22,10 +22,11 @@ use serde::{Deserialize, Serialize};
 use burn::tensor::{Tensor, TensorData};
 
 use crate::engine::{RepresentationGradients, TaskGradients};
+use crate::error::MtlError;
+use crate::jacobian;
 use crate::jacobian::{HostRead, TaskJacobian};
 use crate::linalg::Matrix;
 use crate::method::{AfterStep, Combination, Method, Weighting, WeightingInput, Weights};
-use crate::{MtlError, jacobian};
 
 pub use record::{MultiTaskOptimizerRecord, MultiTaskOptimizerRecordItem};
 pub use report::StepReport;
