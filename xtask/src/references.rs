@@ -357,6 +357,7 @@ impl RefMethod {
 /// parameters.
 ///
 /// ```
+/// use burn_mtl::Weighting;
 /// use serde_json::json;
 /// let m = xtask::references::method_for("mgda", &json!({"epsilon": 1e-3, "max_iters": 100}));
 /// assert_eq!(m.unwrap().unwrap().name(), "mgda");
@@ -383,6 +384,7 @@ pub fn torchjd_class(method: &str) -> Option<&'static str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use burn_mtl::Weighting;
     use serde_json::json;
 
     /// Every entry parses with the reference defaults, ids are unique, and every registered
