@@ -4,7 +4,7 @@
 //!
 //! Every result whose method id [`method_for`] knows is recomputed on the **host** path
 //! (`M = G Gᵀ` in `f64`, weights, `d = Gᵀw`) and/or the **tensor** path
-//! ([`burn_mtl::jacobian::aggregate_dense`] on `NdArray<f32>`), and compared with the pass rule
+//! ([`burn_mtl::engine::aggregate_dense`] on `NdArray<f32>`), and compared with the pass rule
 //! `‖d − d_ref‖ ≤ rtol ‖d_ref‖ + atol max_k ‖G_k‖` (the result's `_f64` tolerances on the host,
 //! `_f32` on the tensor path). Results marked `not_comparable` are only checked for
 //! finiteness (ConicGrad's, which carry the optimal value `worst_case_unit`, by
@@ -570,7 +570,7 @@ fn compute_with_losses(
         }
         Kind::Tensor => {
             let device = Default::default();
-            let (d, _) = burn_mtl::jacobian::aggregate_dense_with::<NdArray<f32>>(
+            let (d, _) = burn_mtl::engine::aggregate_dense_with::<NdArray<f32>>(
                 g,
                 method,
                 losses,
@@ -582,7 +582,7 @@ fn compute_with_losses(
         #[cfg(feature = "wgpu")]
         Kind::Wgpu => {
             let device = Default::default();
-            let (d, _) = burn_mtl::jacobian::aggregate_dense_with::<burn::backend::Wgpu<f32>>(
+            let (d, _) = burn_mtl::engine::aggregate_dense_with::<burn::backend::Wgpu<f32>>(
                 g,
                 method,
                 losses,

@@ -1,20 +1,32 @@
-//! The `engine` layer: how the per-task gradients of a step are obtained.
+//! The `engine` layer: how the per-task gradients of a step are obtained, and the step bodies.
 //!
 //! Burn has no `retain_graph`: a second `backward()` through nodes an earlier backward consumed
-//! panics. Three engines, all driven by the same
-//! [`MultiTaskOptimizer`](crate::MultiTaskOptimizer):
-//! - **parameter engine** ([`TaskGradients`], `MultiTaskOptimizer::step`): one forward and one
-//!   backward per task; the exact full Jacobian of the shared parameters, about K times the
-//!   cost of a single-task step;
-//! - **representation engine** ([`RepresentationGradients`],
+//! panics. Three engines, all methods of the same [`MultiTaskOptimizer`](crate::MultiTaskOptimizer):
+//! - **parameter engine** (`parameter.rs`: [`TaskGradients`], `MultiTaskOptimizer::step`,
+//!   `aggregate`, and the `Learner` path): one forward and one backward per task; the exact
+//!   full Jacobian of the shared parameters, about K times the cost of a single-task step;
+//! - **representation engine** (`representation.rs`: [`RepresentationGradients`],
 //!   `MultiTaskOptimizer::step_representation`): one encoder forward, per-task gradients with
 //!   respect to the shared representation, one backward through the encoder (MGDA-UB,
 //!   Aligned-MTL-UB); about the cost of one step;
-//! - **loss-only engine** (`MultiTaskOptimizer::step_loss_only`): weights from loss values
-//!   (FAMO, MARIGOLD, ...), one backward of `Σ_k w_k L_k`.
+//! - **loss-only engine** (`loss_only.rs`: `MultiTaskOptimizer::step_loss_only`): weights from
+//!   loss values (FAMO, MARIGOLD, ...), one backward of `Σ_k w_k L_k`.
+//!
+//! `MultiTaskOptimizer::step_auto` (`auto.rs`) picks the parameter or the loss-only engine from
+//! the method's [`Weighting::requires_gram`](crate::Weighting::requires_gram); [`aggregate_dense`]
+//! (`dense.rs`) aggregates a Jacobian given as rows, for the reference checks and the
+//! benchmarks. All of them run the same host pipeline (`aggregator.rs`): finiteness checks, a
+//! pending after-step update, the method's weights on a copy of the method, the clipping
+//! factor computed once, and the commit that makes the step permanent only when it succeeded.
 
+pub(crate) mod aggregator;
+mod auto;
+mod dense;
+mod loss_only;
+mod parameter;
 mod representation;
 
+pub use dense::{aggregate_dense, aggregate_dense_with};
 pub use representation::RepresentationGradients;
 
 use burn::module::AutodiffModule;

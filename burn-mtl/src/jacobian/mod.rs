@@ -12,12 +12,16 @@
 //! Parameters that exactly one task touches when K ≥ 2 ("private", e.g. task heads) are not in
 //! the Gram matrix; they are updated by the [`HeadUpdate`](crate::HeadUpdate) rule. A task that
 //! does not touch a shared parameter contributes a zero row to that parameter's block.
+//!
+//! What a Burn user needs from this layer is the `Learner` packing
+//! ([`pack_task_grads`], [`infer_packed_k`], [`merge_multi`]); the rest is public for the
+//! benchmarks and the reference checks (`xtask`) and the integration tests, and hidden from
+//! the documentation.
 
-mod block;
-mod dense;
+pub(crate) mod block;
 mod ops;
 mod pack;
-mod rules;
+pub(crate) mod rules;
 mod visitors;
 
 use std::collections::HashMap;
@@ -31,10 +35,11 @@ use crate::error::MtlError;
 use crate::linalg::Matrix;
 use crate::method::{Combination, History};
 
-pub use dense::{aggregate_dense, aggregate_dense_with};
+#[doc(hidden)]
 pub use ops::{accumulate_scaled, scaled, sq_norm};
 pub use pack::{infer_packed_k, merge_multi, pack_task_grads};
 
+#[doc(hidden)]
 /// `J Jᵀ` for one `[K, n]` block: that block's contribution to the Gram matrix.
 ///
 /// ```
@@ -54,9 +59,11 @@ fn cross<B: Backend>(a: &Tensor<B, 2>, b: &Tensor<B, 2>) -> Tensor<B, 2> {
     a.clone().matmul(b.clone().transpose())
 }
 
+#[doc(hidden)]
 /// The column chunk for the Gram matmul on CPU backends (see [`gram_block_chunked`]).
 pub const CPU_GRAM_CHUNK: usize = 1 << 15;
 
+#[doc(hidden)]
 /// `J Jᵀ` accumulated over column chunks of `chunk` columns: `Σ_c J_c J_cᵀ`. The same matrix
 /// as [`gram_block`] up to f32 rounding, but on a CPU backend every chunk's operands stay in
 /// cache: Burn's ndarray matmul copies a transposed operand, which for a whole `[K, n]` block
@@ -96,12 +103,14 @@ fn cross_chunked<B: Backend>(a: &Tensor<B, 2>, b: &Tensor<B, 2>, chunk: usize) -
         .expect("n > chunk > 0")
 }
 
+#[doc(hidden)]
 /// The column count of one batch of [`cross_batched`] for `n` columns: about 512 batches
 /// (enough to fill a GPU's compute units), between 512 and 16 384 columns each.
 pub fn batched_cols(n: usize) -> usize {
     (n / 512).clamp(512, 1 << 14)
 }
 
+#[doc(hidden)]
 /// `a bᵀ` (`[K, M]`) for `a: [K, n]` and `b: [M, n]`, as one batched matmul over
 /// `⌊n / cols⌋` column batches summed (plus one product for the remaining columns).
 ///
@@ -160,6 +169,7 @@ pub(crate) fn cross_on_device<B: Backend>(a: &Tensor<B, 2>, b: &Tensor<B, 2>) ->
     }
 }
 
+#[doc(hidden)]
 /// The Gram chunk for blocks on `device`: [`CPU_GRAM_CHUNK`] columns on the CPU backends
 /// (ndarray, flex), none (one matmul per block) elsewhere.
 ///
@@ -179,6 +189,7 @@ pub(crate) fn host_memory<B: Backend>(device: &B::Device) -> bool {
     gram_chunk::<B>(device).is_some()
 }
 
+#[doc(hidden)]
 /// `wᵀ J` for one `[K, n]` block: the combined update `Σ_k w_k J[k]` as `[n]`.
 /// `w` is a `[1, K]` tensor on the block's device (see [`weights_tensor`]).
 ///
@@ -196,12 +207,14 @@ pub fn combine_block<B: Backend>(w: Tensor<B, 2>, j: Tensor<B, 2>) -> Tensor<B, 
     w.matmul(j).reshape([n])
 }
 
+#[doc(hidden)]
 /// The host weights as a `[1, K]` tensor on `device` (in the device's float dtype).
 pub fn weights_tensor<B: Backend>(w: &[f64], device: &B::Device) -> Tensor<B, 2> {
     let data: Vec<f32> = w.iter().map(|&v| v as f32).collect();
     Tensor::from_data(TensorData::new(data, [1, w.len()]), device)
 }
 
+#[doc(hidden)]
 /// The relative precision (machine epsilon) of a float dtype: how exact a Gram matrix
 /// accumulated in that dtype can be. Methods with rank cut-offs (IMTL-G's pseudo-inverse)
 /// need it: an `f32` Gram's "zero" eigenvalues are ~1e-7 of the largest, not ~1e-16.
@@ -219,6 +232,7 @@ pub fn dtype_eps(dtype: DType) -> f64 {
     }
 }
 
+#[doc(hidden)]
 /// What is read back to the host once per step.
 #[derive(Clone, Debug)]
 pub struct HostRead {
@@ -269,6 +283,7 @@ impl HostRead {
     }
 }
 
+#[doc(hidden)]
 /// The K task gradients of one step, laid out for aggregation: one `[K, n_p]` block per shared
 /// parameter, the private (single-task) gradients, and the Gram matrix accumulated on the
 /// device. `B` is the inner (non-autodiff) backend the gradients live on.
@@ -294,6 +309,7 @@ pub struct TaskJacobian<B: Backend> {
     host_history_grams: Option<(Vec<f64>, Vec<f64>)>,
 }
 
+#[doc(hidden)]
 /// What [`TaskJacobian::combine`] gives: the update for the wrapped optimizer, the new
 /// moving-average buffers, and, for the column-wise rules, the measured `‖d‖²` and `⟨g_k, d⟩`.
 pub struct Combined<B: Backend> {
@@ -347,7 +363,7 @@ impl<B: Backend> TaskJacobian<B> {
         Ok(jac)
     }
 
-    fn empty(k: usize) -> Self {
+    pub(crate) fn empty(k: usize) -> Self {
         Self {
             k,
             shared: HashMap::new(),
@@ -515,6 +531,11 @@ impl<B: Backend> TaskJacobian<B> {
                 acc + sq.to_device(&dev)
             }
         });
+    }
+
+    /// Takes the shared block of parameter `id` out (the dense engine combines block by block).
+    pub(crate) fn take_shared(&mut self, id: &ParamId) -> Option<block::Block<B>> {
+        self.shared.remove(id)
     }
 
     pub(crate) fn add_shared(&mut self, id: ParamId, j: block::Block<B>) {

@@ -6,7 +6,8 @@
 use crate::common::{aggregate, dist, gaussian, rng};
 use burn::backend::NdArray;
 use burn::tensor::backend::Backend;
-use burn_mtl::jacobian::{CPU_GRAM_CHUNK, aggregate_dense};
+use burn_mtl::engine::aggregate_dense;
+use burn_mtl::jacobian::CPU_GRAM_CHUNK;
 use burn_mtl::linalg::norm;
 use burn_mtl::method::Method;
 

@@ -735,6 +735,57 @@ fn loss_only_engine_refuses_gradient_methods() {
     assert_eq!(optim.steps(), 0);
 }
 
+fn step_auto_picks_the_engine_the_method_needs() {
+    let tasks = 3;
+    let m = model(tasks, 26);
+    let b = batch(tasks, 27);
+    let sgd = || SgdConfig::new().init::<B, Net<B>>();
+    let listed = |m: &Net<B>, ts: &[usize]| -> Vec<Tensor<B, 1>> {
+        let all = m.all_losses(&b);
+        ts.iter().map(|&k| all[k].clone()).collect()
+    };
+    // A gradient-based method: the parameter engine, exactly `step` with per-task gradients.
+    let config = MultiTaskOptimizerConfig::new().with_method("mgda".parse().unwrap());
+    let mut auto = config.init::<B, _>(sgd());
+    let mut manual = config.init::<B, _>(sgd());
+    let (a, ra) = auto.step_auto(0.1, m.clone(), tasks, listed).unwrap();
+    let g = TaskGradients::per_task(&m, tasks, |m, k| m.task_loss(&b, k));
+    let (e, re) = manual.step(0.1, m.clone(), g).unwrap();
+    assert_eq!(params(&a), params(&e));
+    assert_eq!(ra.weights, re.weights);
+    assert!(!ra.cosines.is_empty(), "the parameter engine reports the Gram data");
+    // A loss-based method: the loss-only engine, exactly `step_loss_only`.
+    let config = MultiTaskOptimizerConfig::new().with_method("famo".parse().unwrap());
+    let mut auto = config.init::<B, _>(sgd());
+    let mut manual = config.init::<B, _>(sgd());
+    let (a, ra) = auto.step_auto(0.1, m.clone(), tasks, listed).unwrap();
+    let (e, re) = manual
+        .step_loss_only(0.1, m.clone(), |m| m.all_losses(&b))
+        .unwrap();
+    assert_eq!(params(&a), params(&e));
+    assert_eq!(ra.weights, re.weights);
+    assert!(ra.cosines.is_empty(), "the loss-only engine has no Gram data");
+    // A closure that returns another number of losses than asked for is refused, on both
+    // engines, and nothing changes.
+    for spec in ["mgda", "famo"] {
+        let mut optim = MultiTaskOptimizerConfig::new()
+            .with_method(spec.parse().unwrap())
+            .init::<B, _>(sgd());
+        let err = optim
+            .step_auto(0.1, m.clone(), tasks, |m, _| m.all_losses(&b)[..2].to_vec())
+            .unwrap_err();
+        assert!(
+            matches!(err.error, MtlError::TaskCount { .. }),
+            "{spec}: {:?}",
+            err.error
+        );
+        assert_eq!(params(&err.module), params(&m));
+        assert_eq!(optim.steps(), 0);
+        let err = optim.step_auto(0.1, m.clone(), 0, listed).unwrap_err();
+        assert!(matches!(err.error, MtlError::NoTasks), "{spec}");
+    }
+}
+
 fn representation_engine_equals_the_weighted_loss_gradient() {
     // The representation trick is exact: for the weights w it chose (from the Gram matrix of
     // the representation gradients), the encoder update is ∇_enc Σ w_k L_k.
@@ -977,6 +1028,7 @@ backend_tests!(
     global_norm_clipping_bounds_the_whole_update,
     loss_only_engine_backpropagates_the_weighted_loss_once,
     loss_only_engine_refuses_gradient_methods,
+    step_auto_picks_the_engine_the_method_needs,
     representation_engine_equals_the_weighted_loss_gradient,
     representation_and_parameter_engines_agree_for_the_mean,
     loss_based_methods_resume_identically,

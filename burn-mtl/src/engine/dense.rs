@@ -1,16 +1,18 @@
-//! Aggregation of a dense Jacobian given as rows: the tensor path of the reference checks and
-//! of the benchmarks, through the same block functions the optimizer uses.
+//! The dense engine: a Jacobian given as rows (no model), split into parameter-like blocks and
+//! aggregated through the same block functions and the same host pipeline as the optimizer's
+//! steps. The tensor path of the reference checks and of the benchmarks.
 
 use burn::module::ParamId;
 use burn::tensor::backend::Backend;
 use burn::tensor::{Tensor, TensorData};
 
-use super::TaskJacobian;
-use super::block::Block;
-use super::rules::combine_rule_block;
+use super::aggregator::Aggregator;
 use crate::error::MtlError;
+use crate::jacobian::TaskJacobian;
+use crate::jacobian::block::Block;
+use crate::jacobian::rules::combine_rule_block;
 use crate::linalg::Matrix;
-use crate::method::{Combination, Weighting, WeightingInput, Weights};
+use crate::method::{Combination, Weighting, Weights};
 
 /// Aggregates the Jacobian `G` (K rows of P values) on backend `B`: the columns are split into
 /// a few parameter-like blocks (uneven sizes, as in a real model), the Gram matrix is
@@ -22,7 +24,7 @@ use crate::method::{Combination, Weighting, WeightingInput, Weights};
 /// use burn::backend::NdArray;
 /// use burn_mtl::method::Mean;
 /// let rows = vec![vec![1.0, 2.0, 3.0], vec![3.0, 2.0, 1.0]];
-/// let (d, w) = burn_mtl::jacobian::aggregate_dense::<NdArray>(&rows, &mut Mean, None, &Default::default()).unwrap();
+/// let (d, w) = burn_mtl::engine::aggregate_dense::<NdArray>(&rows, &mut Mean, None, &Default::default()).unwrap();
 /// assert_eq!(d, vec![2.0, 2.0, 2.0]);
 /// assert_eq!(w.weights, vec![0.5, 0.5]);
 /// ```
@@ -47,7 +49,7 @@ pub fn aggregate_dense<B: Backend>(
 /// let mut history = Vec::new();
 /// let dev = Default::default();
 /// for _ in 0..2 {
-///     burn_mtl::jacobian::aggregate_dense_with::<NdArray>(&rows, &mut m, Some(&[1.0, 1.0]), &dev, &mut history).unwrap();
+///     burn_mtl::engine::aggregate_dense_with::<NdArray>(&rows, &mut m, Some(&[1.0, 1.0]), &dev, &mut history).unwrap();
 /// }
 /// assert!(!history.is_empty()); // one [K, n] buffer per block
 /// ```
@@ -99,29 +101,19 @@ pub fn aggregate_dense_with<B: Backend>(
     if tracks {
         jac.attach_history(ids.iter().copied().zip(history.drain(..)).collect());
     }
-    let read = jac.read();
-    let (gram, gram_eps, hist) = (read.gram, read.gram_eps, read.history);
-    if let Some(task) = (0..k).find(|&t| gram.row(t).iter().any(|v| !v.is_finite())) {
-        return Err(MtlError::NonFinite {
-            task,
-            what: "gradient",
-        });
-    }
-    let mut input = WeightingInput::new(&gram).with_gram_eps(gram_eps);
-    if let Some(l) = losses {
-        input = input.with_losses(l);
-    }
-    if let Some(h) = &hist {
-        input = input.with_history(h);
-    }
-    let weights = method.weights(&input)?;
+    // The optimizer's host pipeline (checks, the method's weights on a copy of the method),
+    // without clipping; the method's new state is kept only if the step succeeds.
+    let mut read = jac.read();
+    read.losses = losses.map(<[f64]>::to_vec);
+    let decision = Aggregator::new(method.clone()).decide(&read, true)?;
+    let weights = decision.weights;
     let mut uniforms = match &weights.combination {
         Combination::GradDrop { uniforms } => Some(uniforms.stream()),
         _ => None,
     };
     let mut parts = Vec::with_capacity(ids.len());
     for id in &ids {
-        let j = jac.shared.remove(id).expect("added above");
+        let j = jac.take_shared(id).expect("added above");
         let out = combine_rule_block(
             j,
             &weights.weights,
@@ -134,6 +126,7 @@ pub fn aggregate_dense_with<B: Backend>(
         }
         parts.push(out.d);
     }
+    *method = decision.method;
     let d = if parts.is_empty() {
         Vec::new()
     } else {
