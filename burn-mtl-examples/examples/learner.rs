@@ -7,9 +7,8 @@
 //! cargo run --release -p burn-mtl-examples --example learner -- [--quick] [--method mgda] [--epochs 10]
 //! ```
 
-use burn::backend::{Autodiff, NdArray};
 use burn_mtl::Method;
-use burn_mtl_examples::digits::{LearnerRun, TASKS, train_with_learner};
+use burn_mtl_examples::digits::{LearnerRun, TASKS, train_with_learner_cpu};
 use clap::Parser;
 
 #[derive(Parser)]
@@ -63,7 +62,7 @@ fn main() -> std::process::ExitCode {
         "method {}, {} epochs, batch {}",
         args.method, run.epochs, run.batch_size
     );
-    let out = train_with_learner::<Autodiff<NdArray>>(&run, &Default::default());
+    let out = train_with_learner_cpu(&run);
     println!(
         "\n| task | test loss before | test loss after | test accuracy before | test accuracy after |"
     );

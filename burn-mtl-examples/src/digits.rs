@@ -10,6 +10,7 @@
 
 use std::sync::Arc;
 
+use burn::backend::{Autodiff, NdArray};
 use burn::data::dataloader::DataLoaderBuilder;
 use burn::data::dataloader::batcher::Batcher;
 use burn::data::dataset::InMemDataset;
@@ -499,6 +500,13 @@ pub fn evaluate<B: Backend>(
         .zip(&stats.accuracy)
         .map(|(l, a)| (*l, 100.0 * a))
         .collect()
+}
+
+/// [`train_with_learner`] on burn-ndarray (`f32`) on the CPU: compiled once, in this library,
+/// for the `learner` example and the tests (each instantiation of the generic Learner code is a
+/// full optimised compile of burn-train).
+pub fn train_with_learner_cpu(run: &LearnerRun) -> LearnerOutcome {
+    train_with_learner::<Autodiff<NdArray>>(run, &Default::default())
 }
 
 /// Trains [`DigitsNet`] with a Burn `Learner` whose optimizer is a [`MultiTaskOptimizer`]

@@ -40,8 +40,7 @@ use burn::optim::adaptor::OptimizerAdaptor;
 use burn::optim::{AdamConfig, GradientsParams, Optimizer};
 use burn::tensor::backend::{AutodiffBackend, Backend};
 use burn::tensor::{Int, Tensor, TensorData};
-use burn_mtl::method::Weighting;
-use burn_mtl::{Method, MtlError, MultiTaskOptimizer, MultiTaskOptimizerConfig, TaskGradients};
+use burn_mtl::{Method, MtlError, MultiTaskOptimizer, MultiTaskOptimizerConfig};
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -487,9 +486,16 @@ impl<B: Backend> MultiLeNet<B> {
 
     /// Both task losses from one encoder forward.
     pub fn losses(&self, batch: &Batch<B>) -> Vec<Tensor<B, 1>> {
+        self.task_losses(batch, &[0, 1])
+    }
+
+    /// The losses of `tasks` (in that order) from one encoder forward: the closure that
+    /// [`MultiTaskOptimizer::step_auto`] takes.
+    pub fn task_losses(&self, batch: &Batch<B>, tasks: &[usize]) -> Vec<Tensor<B, 1>> {
         let z = self.encode(batch.images.clone());
-        (0..NUM_TASKS)
-            .map(|k| {
+        tasks
+            .iter()
+            .map(|&k| {
                 let logits = self.head(z.clone(), k);
                 CrossEntropyLossConfig::new()
                     .init(&logits.device())
@@ -603,16 +609,15 @@ pub fn train_run<B: AutodiffBackend>(
 
     type Adam<B> = OptimizerAdaptor<burn::optim::Adam, MultiLeNet<B>, B>;
     enum Opt<B: AutodiffBackend> {
-        Multi(Box<MultiTaskOptimizer<B, Adam<B>>>, bool),
+        Multi(Box<MultiTaskOptimizer<B, Adam<B>>>),
         Single(Adam<B>, usize),
     }
     let mut opt: Opt<B> = match mode {
         Mode::Method(m) => {
-            let loss_only = !m.requires_gram();
             let o = MultiTaskOptimizerConfig::new()
                 .with_method(m.clone())
                 .init::<B, _>(AdamConfig::new().init());
-            Opt::Multi(Box::new(o), loss_only)
+            Opt::Multi(Box::new(o))
         }
         Mode::SingleTask(k) => Opt::Single(AdamConfig::new().init(), (*k).min(NUM_TASKS - 1)),
     };
@@ -625,15 +630,14 @@ pub fn train_run<B: AutodiffBackend>(
         for idx in order.chunks(bs) {
             let b = batch::<B>(&data.train, idx, device);
             match &mut opt {
-                Opt::Multi(o, loss_only) => {
-                    let (next, report) = if *loss_only {
-                        o.step_loss_only(config.lr, model, |m: &MultiLeNet<B>| m.losses(&b))
-                    } else {
-                        let g =
-                            TaskGradients::per_task(&model, NUM_TASKS, |m, k| m.task_loss(&b, k));
-                        o.step(config.lr, model, g)
-                    }
-                    .map_err(|r| r.error)?;
+                Opt::Multi(o) => {
+                    // The engine the method needs: one backward per task for gradient-based
+                    // methods, one backward of the weighted loss for loss-based ones.
+                    let (next, report) = o
+                        .step_auto(config.lr, model, NUM_TASKS, |m: &MultiLeNet<B>, tasks| {
+                            m.task_losses(&b, tasks)
+                        })
+                        .map_err(|r| r.error)?;
                     model = next;
                     if let Some(l) = &report.losses {
                         for (s, v) in loss_sum.iter_mut().zip(l) {

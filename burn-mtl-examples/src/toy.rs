@@ -46,12 +46,13 @@
 
 use std::time::{Duration, Instant};
 
+use burn::backend::{Autodiff, NdArray};
 use burn::module::{Module, Param};
 use burn::optim::AdamConfig;
 use burn::tensor::Tensor;
 use burn::tensor::backend::{AutodiffBackend, Backend};
 use burn_mtl::method::Weighting;
-use burn_mtl::{Method, MtlError, MultiTaskOptimizerConfig, TaskGradients};
+use burn_mtl::{Method, MtlError, MultiTaskOptimizerConfig};
 
 /// The floor inside the logarithms of `f1`, `f2`.
 pub const LOWER: f64 = 5e-6;
@@ -535,6 +536,54 @@ impl<'a> Recorder<'a> {
     }
 }
 
+/// [`train`] on burn-ndarray (`f32`) on the CPU: compiled once, in this library, so that the
+/// runner and the tests that call it do not each instantiate the generic training loop again
+/// (each instantiation is a full optimised compile of Burn's autodiff and ndarray code).
+///
+/// # Errors
+/// As [`train`].
+pub fn train_cpu(
+    method: &Method,
+    label: &str,
+    start: [f64; 2],
+    config: &RunConfig,
+    pareto: &ParetoSet,
+    progress: &mut dyn FnMut(usize),
+) -> Result<RunResult, MtlError> {
+    train::<Autodiff<NdArray>>(
+        method,
+        label,
+        start,
+        config,
+        pareto,
+        &Default::default(),
+        progress,
+    )
+}
+
+/// [`train_cpu`] with `f64` parameters and gradients.
+///
+/// # Errors
+/// As [`train`].
+pub fn train_cpu_f64(
+    method: &Method,
+    label: &str,
+    start: [f64; 2],
+    config: &RunConfig,
+    pareto: &ParetoSet,
+    progress: &mut dyn FnMut(usize),
+) -> Result<RunResult, MtlError> {
+    train::<Autodiff<NdArray<f64>>>(
+        method,
+        label,
+        start,
+        config,
+        pareto,
+        &Default::default(),
+        progress,
+    )
+}
+
 /// Trains the toy model from `start` with `method` through [`burn_mtl::MultiTaskOptimizer`]
 /// wrapped around Adam (β = (0.9, 0.999), ε = 1e-8, as PyTorch), one forward + backward per task
 /// and step. `progress(n)` is called now and then with the number of steps done since its last
@@ -555,7 +604,6 @@ pub fn train<B: AutodiffBackend>(
     let mut recorder = Recorder::new(config, pareto, start);
     let mut model = Toy::<B>::new(problem, start, device);
     let method = with_toy_floor(method, problem);
-    let loss_only = !method.requires_gram();
     let mut optim = MultiTaskOptimizerConfig::new()
         .with_method(method)
         .init::<B, _>(AdamConfig::new().with_epsilon(ADAM_EPSILON).init());
@@ -566,15 +614,11 @@ pub fn train<B: AutodiffBackend>(
     for step in 1..=config.steps {
         // Loss-based methods (FAMO, MARIGOLD) run on the loss-only engine: one backward of the
         // weighted loss; the others on the parameter engine (one backward per task).
-        let (next, report) = if loss_only {
-            optim.step_loss_only(config.lr, model, |m: &Toy<B>| {
-                vec![m.task_loss(0), m.task_loss(1)]
+        let (next, report) = optim
+            .step_auto(config.lr, model, 2, |m: &Toy<B>, tasks| {
+                tasks.iter().map(|&k| m.task_loss(k)).collect()
             })
-        } else {
-            let grads = TaskGradients::per_task(&model, 2, |m: &Toy<B>, k| m.task_loss(k));
-            optim.step(config.lr, model, grads)
-        }
-        .map_err(|r| r.error)?;
+            .map_err(|r| r.error)?;
         model = next;
         fallback_steps += usize::from(report.fallback.is_some());
         last_weights = report.weights;

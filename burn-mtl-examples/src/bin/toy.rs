@@ -25,8 +25,6 @@ use std::path::PathBuf;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use burn::backend::{Autodiff, NdArray};
-use burn::tensor::backend::AutodiffBackend;
 use burn_mtl::method::Weighting;
 use burn_mtl::{Method, MtlError};
 use burn_mtl_examples::plot;
@@ -49,7 +47,7 @@ enum BackendArg {
     Host,
 }
 
-/// One training run on some backend (see [`train_on`]).
+/// One training run on some backend (see [`toy::train`]).
 type TrainFn = fn(
     &Method,
     &str,
@@ -59,8 +57,10 @@ type TrainFn = fn(
     &mut dyn FnMut(usize),
 ) -> Result<RunResult, MtlError>;
 
-/// [`toy::train`] on `B`'s default device.
-fn train_on<B: AutodiffBackend>(
+/// [`toy::train`] on `B`'s default device (the CPU backends use the library's
+/// [`toy::train_cpu`], compiled once).
+#[cfg(feature = "wgpu")]
+fn train_on<B: burn::tensor::backend::AutodiffBackend>(
     method: &Method,
     label: &str,
     start: [f64; 2],
@@ -97,10 +97,10 @@ fn train_host(
 fn trainer(backend: BackendArg) -> Result<TrainFn, String> {
     match backend {
         BackendArg::Host => Ok(train_host),
-        BackendArg::Ndarray => Ok(train_on::<Autodiff<NdArray>>),
-        BackendArg::NdarrayF64 => Ok(train_on::<Autodiff<NdArray<f64>>>),
+        BackendArg::Ndarray => Ok(toy::train_cpu),
+        BackendArg::NdarrayF64 => Ok(toy::train_cpu_f64),
         #[cfg(feature = "wgpu")]
-        BackendArg::Wgpu => Ok(train_on::<Autodiff<burn::backend::Wgpu>>),
+        BackendArg::Wgpu => Ok(train_on::<burn::backend::Autodiff<burn::backend::Wgpu>>),
         #[cfg(not(feature = "wgpu"))]
         BackendArg::Wgpu => Err("--backend wgpu needs the `wgpu` feature: \
                                  cargo run --release -p burn-mtl-examples --features wgpu --bin toy"

@@ -9,11 +9,10 @@
 //! validation rows of the training split ([`TrainConfig::valid_fraction`], [`select_epoch`]) —
 //! as the papers pick the best validation epoch — or at the last epoch without validation.
 //!
-//! **Engines.** Gradient-based methods run on the parameter engine
-//! ([`TaskGradients::per_task`]: one forward and backward per task and batch); loss-based
-//! ones ([`Weighting::requires_gram`] `false`: FAMO, DWA, UW, ...) on the loss-only engine
-//! ([`burn_mtl::MultiTaskOptimizer::step_loss_only`]: one forward of all tasks, one backward of the
-//! weighted loss). A step the optimizer rejects (e.g. a non-finite gradient) leaves the model
+//! **Engines.** [`burn_mtl::MultiTaskOptimizer::step_auto`] picks the engine the method
+//! needs: gradient-based methods run on the parameter engine (one forward and backward per
+//! task and batch); loss-based ones ([`Weighting::requires_gram`](burn_mtl::method::Weighting::requires_gram) `false`: FAMO, DWA, UW,
+//! ...) on the loss-only engine (one forward of all tasks, one backward of the weighted loss). A step the optimizer rejects (e.g. a non-finite gradient) leaves the model
 //! unchanged and is counted in [`RunOutcome::rejected_steps`].
 
 use std::time::{Duration, Instant};
@@ -25,8 +24,7 @@ use burn::optim::AdamConfig;
 use burn::tensor::activation::log_sigmoid;
 use burn::tensor::backend::{AutodiffBackend, Backend};
 use burn::tensor::{Int, Tensor, TensorData};
-use burn_mtl::method::Weighting;
-use burn_mtl::{Method, MultiTaskOptimizerConfig, TaskGradients};
+use burn_mtl::{Method, MultiTaskOptimizerConfig};
 use rand::SeedableRng;
 use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
@@ -357,7 +355,6 @@ pub fn train_run<B: AutodiffBackend>(
     B::seed(device, seed);
     let outputs: Vec<usize> = tasks.iter().map(|&t| data.tasks[t].outputs()).collect();
     let mut model = TabularNet::<B>::new(data.num_inputs(), &config.hidden, &outputs, device);
-    let loss_only = !method.requires_gram();
     let mut optim = MultiTaskOptimizerConfig::new()
         .with_method(method.clone())
         .with_num_tasks(Some(tasks.len()))
@@ -379,19 +376,14 @@ pub fn train_run<B: AutodiffBackend>(
         let (mut weight_sum, mut accepted) = (vec![0.0; tasks.len()], 0usize);
         for rows in order.chunks(config.batch_size) {
             let batch: Batch<B> = make_batch(fit, rows, tasks, data, device);
-            let result = if loss_only {
-                optim.step_loss_only(config.lr, model, |m: &TabularNet<B>| {
-                    let z = m.encode(batch.x.clone());
-                    (0..tasks.len())
-                        .map(|h| head_loss(m, z.clone(), &batch, h, task_refs[h]))
-                        .collect()
-                })
-            } else {
-                let grads = TaskGradients::per_task(&model, tasks.len(), |m, h| {
-                    head_loss(m, m.encode(batch.x.clone()), &batch, h, task_refs[h])
-                });
-                optim.step(config.lr, model, grads)
-            };
+            // The engine the method needs: one backward per task for gradient-based methods,
+            // one forward of all tasks and one backward of the weighted loss for loss-based ones.
+            let result = optim.step_auto(config.lr, model, tasks.len(), |m: &TabularNet<B>, hs| {
+                let z = m.encode(batch.x.clone());
+                hs.iter()
+                    .map(|&h| head_loss(m, z.clone(), &batch, h, task_refs[h]))
+                    .collect()
+            });
             model = match result {
                 Ok((m, report)) => {
                     if report.weights.len() == weight_sum.len() {

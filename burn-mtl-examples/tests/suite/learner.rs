@@ -6,7 +6,9 @@ use burn::backend::{Autodiff, NdArray};
 use burn::optim::Optimizer;
 use burn::record::{CompactRecorder, Recorder};
 use burn_mtl::Method;
-use burn_mtl_examples::digits::{DigitsNet, LearnerOptim, LearnerRun, TASKS, train_with_learner};
+use burn_mtl_examples::digits::{
+    DigitsNet, LearnerOptim, LearnerRun, TASKS, train_with_learner_cpu,
+};
 
 type B = Autodiff<NdArray>;
 type Record = <LearnerOptim<B> as Optimizer<DigitsNet<B>, B>>::Record;
@@ -29,7 +31,7 @@ fn run(
         verbose: false,
         seed: 3,
     };
-    let out = train_with_learner::<B>(&run, &Default::default());
+    let out = train_with_learner_cpu(&run);
     (run, out)
 }
 

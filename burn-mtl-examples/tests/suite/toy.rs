@@ -275,14 +275,13 @@ fn short_mean_run_moves_towards_the_front() {
     };
     let start = STARTS[3]; // (−7.5, −0.5)
     let mut progressed = 0;
-    let r = toy::train::<B>(
+    let r = toy::train_cpu(
         &"mean".parse::<Method>().unwrap(),
         "mean",
         start,
         &config,
         &pareto,
-        &Default::default(),
-        |n| progressed += n,
+        &mut |n| progressed += n,
     )
     .unwrap();
     assert_eq!(progressed, 3000);
