@@ -7,8 +7,9 @@
 # burn-ndarray through the WebGPU code path. Each run trains a few hundred steps; the page
 # must report finite losses and have drawn its plots, and the runs must agree. XTASK names
 # a built xtask binary to use instead of `cargo xtask` (CI passes target/release/xtask).
-# Screenshots and a JSON summary go to target/ci-demo/. With `--build-only` it stops after
-# the toolchain and the page's build (CI starts that early, in the background).
+# Screenshots and a JSON summary go to target/ci-demo/. With `--compile-only` it stops after
+# the toolchain and the wasm32 compile (the same `cargo build` that `cargo xtask demo` runs,
+# so the later build finds it fresh); CI runs that in the background from its first minute.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -22,8 +23,8 @@ if ! wasm-bindgen --version 2>/dev/null | grep -qx "wasm-bindgen $want"; then
         || cargo install -q wasm-bindgen-cli --version "$want"
 fi
 
-if [ "${1:-}" = "--build-only" ]; then
-    exec ${XTASK:-cargo xtask} demo --build-only
+if [ "${1:-}" = "--compile-only" ]; then
+    exec cargo build --release --target wasm32-unknown-unknown -p burn-mtl-demo
 fi
 
 if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; then
