@@ -41,7 +41,16 @@ fn cpu_engine_matches_the_toy_example() {
             ..ex::RunConfig::default()
         };
         let method: Method = spec.parse().unwrap();
-        let reference = ex::train_cpu(&method, spec, start, &config, &pareto, &mut |_| {}).unwrap();
+        let reference = ex::train_cpu(
+            ex::CpuFloat::F32,
+            &method,
+            spec,
+            start,
+            &config,
+            &pareto,
+            &mut |_| {},
+        )
+        .unwrap();
         for (p, r) in points.iter().zip(&reference.trajectory[1..]) {
             assert_eq!(p.step, r.step);
             assert_eq!(p.x, r.x, "{spec}: θ differs at step {}", p.step);

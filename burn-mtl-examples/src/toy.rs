@@ -536,13 +536,23 @@ impl<'a> Recorder<'a> {
     }
 }
 
-/// [`train`] on burn-ndarray (`f32`) on the CPU: compiled once, in this library, so that the
-/// runner and the tests that call it do not each instantiate the generic training loop again
-/// (each instantiation is a full optimised compile of Burn's autodiff and ndarray code).
+/// The float type of a CPU run ([`train_cpu`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CpuFloat {
+    /// `f32`, as PyTorch's default dtype in the reference toy code.
+    F32,
+    /// `f64` parameters and gradients.
+    F64,
+}
+
+/// [`train`] on burn-ndarray on the CPU: compiled once, in this library, so that the runner
+/// and the tests that call it do not each instantiate the generic training loop again (each
+/// instantiation is a full optimised compile of Burn's autodiff and ndarray code).
 ///
 /// # Errors
 /// As [`train`].
 pub fn train_cpu(
+    float: CpuFloat,
     method: &Method,
     label: &str,
     start: [f64; 2],
@@ -550,38 +560,15 @@ pub fn train_cpu(
     pareto: &ParetoSet,
     progress: &mut dyn FnMut(usize),
 ) -> Result<RunResult, MtlError> {
-    train::<Autodiff<NdArray>>(
-        method,
-        label,
-        start,
-        config,
-        pareto,
-        &Default::default(),
-        progress,
-    )
-}
-
-/// [`train_cpu`] with `f64` parameters and gradients.
-///
-/// # Errors
-/// As [`train`].
-pub fn train_cpu_f64(
-    method: &Method,
-    label: &str,
-    start: [f64; 2],
-    config: &RunConfig,
-    pareto: &ParetoSet,
-    progress: &mut dyn FnMut(usize),
-) -> Result<RunResult, MtlError> {
-    train::<Autodiff<NdArray<f64>>>(
-        method,
-        label,
-        start,
-        config,
-        pareto,
-        &Default::default(),
-        progress,
-    )
+    let cpu = Default::default();
+    match float {
+        CpuFloat::F32 => {
+            train::<Autodiff<NdArray>>(method, label, start, config, pareto, &cpu, progress)
+        }
+        CpuFloat::F64 => {
+            train::<Autodiff<NdArray<f64>>>(method, label, start, config, pareto, &cpu, progress)
+        }
+    }
 }
 
 /// Trains the toy model from `start` with `method` through [`burn_mtl::MultiTaskOptimizer`]

@@ -47,20 +47,10 @@ enum BackendArg {
     Host,
 }
 
-/// One training run on some backend (see [`toy::train`]).
-type TrainFn = fn(
-    &Method,
-    &str,
-    [f64; 2],
-    &RunConfig,
-    &toy::ParetoSet,
-    &mut dyn FnMut(usize),
-) -> Result<RunResult, MtlError>;
-
-/// [`toy::train`] on `B`'s default device (the CPU backends use the library's
+/// One training run on `backend` (see [`toy::train`]; the CPU backends run the library's
 /// [`toy::train_cpu`], compiled once).
-#[cfg(feature = "wgpu")]
-fn train_on<B: burn::tensor::backend::AutodiffBackend>(
+fn train_on(
+    backend: BackendArg,
     method: &Method,
     label: &str,
     start: [f64; 2],
@@ -68,45 +58,29 @@ fn train_on<B: burn::tensor::backend::AutodiffBackend>(
     pareto: &toy::ParetoSet,
     progress: &mut dyn FnMut(usize),
 ) -> Result<RunResult, MtlError> {
-    toy::train::<B>(
-        method,
-        label,
-        start,
-        config,
-        pareto,
-        &Default::default(),
-        progress,
-    )
-}
-
-/// [`toy::train_host`]: `f64` on the host.
-fn train_host(
-    method: &Method,
-    label: &str,
-    start: [f64; 2],
-    config: &RunConfig,
-    pareto: &toy::ParetoSet,
-    progress: &mut dyn FnMut(usize),
-) -> Result<RunResult, MtlError> {
-    let r = toy::train_host(method, label, start, config, pareto);
-    progress(config.steps);
-    r
-}
-
-/// The training function of `backend`.
-fn trainer(backend: BackendArg) -> Result<TrainFn, String> {
-    match backend {
-        BackendArg::Host => Ok(train_host),
-        BackendArg::Ndarray => Ok(toy::train_cpu),
-        BackendArg::NdarrayF64 => Ok(toy::train_cpu_f64),
+    let float = match backend {
+        BackendArg::Host => {
+            let r = toy::train_host(method, label, start, config, pareto);
+            progress(config.steps);
+            return r;
+        }
         #[cfg(feature = "wgpu")]
-        BackendArg::Wgpu => Ok(train_on::<burn::backend::Autodiff<burn::backend::Wgpu>>),
+        BackendArg::Wgpu => {
+            type Gpu = burn::backend::Autodiff<burn::backend::Wgpu>;
+            let device = Default::default();
+            return toy::train::<Gpu>(method, label, start, config, pareto, &device, progress);
+        }
         #[cfg(not(feature = "wgpu"))]
-        BackendArg::Wgpu => Err("--backend wgpu needs the `wgpu` feature: \
-                                 cargo run --release -p burn-mtl-examples --features wgpu --bin toy"
-            .into()),
-    }
+        BackendArg::Wgpu => return Err(MtlError::InvalidConfig(WGPU_FEATURE.into())),
+        BackendArg::Ndarray => toy::CpuFloat::F32,
+        BackendArg::NdarrayF64 => toy::CpuFloat::F64,
+    };
+    toy::train_cpu(float, method, label, start, config, pareto, progress)
 }
+
+/// Why `--backend wgpu` cannot run in a build without the `wgpu` feature.
+const WGPU_FEATURE: &str = "--backend wgpu needs the `wgpu` feature: \
+                            cargo run --release -p burn-mtl-examples --features wgpu --bin toy";
 
 /// Command-line options.
 #[derive(Parser, Debug)]
@@ -173,7 +147,10 @@ fn csv_field(s: &str) -> String {
 
 /// The whole job; errors are reported by `main` with their `Display` text.
 fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
-    let train = trainer(args.backend)?;
+    if cfg!(not(feature = "wgpu")) && args.backend == BackendArg::Wgpu {
+        return Err(WGPU_FEATURE.into());
+    }
+    let backend = args.backend;
     let steps = args.steps.unwrap_or(if args.quick {
         2_000
     } else {
@@ -270,10 +247,11 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
                         "{label} from ({}, {})",
                         STARTS[si][0], STARTS[si][1]
                     ));
-                    let result = train(&method, label, STARTS[si], &config, &pareto, &mut |n| {
-                        bar.inc(n as u64)
-                    })
-                    .map_err(|e| e.to_string());
+                    let start = STARTS[si];
+                    let progress = &mut |n: usize| bar.inc(n as u64);
+                    let result =
+                        train_on(backend, &method, label, start, &config, &pareto, progress)
+                            .map_err(|e| e.to_string());
                     slots.lock().expect("slots")[mi * STARTS.len() + si] = Some(result);
                 }
             });

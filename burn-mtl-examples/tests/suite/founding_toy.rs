@@ -210,7 +210,16 @@ fn host_path_follows_the_burn_run() {
     for spec in ["mgda", "marigold", "conicgrad", "db_mtl", "graddrop:seed=3"] {
         let method: Method = spec.parse().unwrap();
         let host = toy::train_host(&method, spec, start, &config, &pareto).unwrap();
-        let burn = toy::train_cpu(&method, spec, start, &config, &pareto, &mut |_| {}).unwrap();
+        let burn = toy::train_cpu(
+            toy::CpuFloat::F32,
+            &method,
+            spec,
+            start,
+            &config,
+            &pareto,
+            &mut |_| {},
+        )
+        .unwrap();
         for (a, b) in host.trajectory.iter().zip(&burn.trajectory) {
             assert_eq!(a.step, b.step);
             let dist = (a.x[0] - b.x[0]).hypot(a.x[1] - b.x[1]);

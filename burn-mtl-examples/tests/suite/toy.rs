@@ -276,6 +276,7 @@ fn short_mean_run_moves_towards_the_front() {
     let start = STARTS[3]; // (−7.5, −0.5)
     let mut progressed = 0;
     let r = toy::train_cpu(
+        toy::CpuFloat::F32,
         &"mean".parse::<Method>().unwrap(),
         "mean",
         start,
