@@ -900,90 +900,40 @@ fn join(v: &[usize]) -> String {
         .join(",")
 }
 
-/// TorchJD 0.18 medians (ms) from shared/reference/timing.md, torch threads = 1, on a 2-core
-/// Xeon like CI's: another run on another machine, for orientation only.
-/// Columns: K=2 (1e4, 1e6, 1e7), K=10 (...), K=40 (...).
-const TORCHJD_REFERENCE_1T: &[(&str, [f64; 9])] = &[
-    (
-        "bound",
-        [0.005, 0.515, 5.2, 0.026, 2.6, 25.8, 0.103, 10.3, 103.1],
-    ),
-    (
-        "mean",
-        [0.012, 0.613, 19.6, 0.013, 2.0, 41.8, 0.038, 10.1, 120.9],
-    ),
-    (
-        "sum",
-        [0.011, 0.594, 19.2, 0.015, 2.0, 41.5, 0.034, 9.8, 121.2],
-    ),
-    (
-        "mgda",
-        [0.084, 1.1, 26.5, 0.276, 10.6, 194.9, 1.2, 43.1, 458.0],
-    ),
-    (
-        "pcgrad",
-        [0.067, 1.1, 26.9, 1.5, 11.8, 197.1, 18.6, 60.4, 489.2],
-    ),
-    (
-        "gradvac",
-        [0.118, 1.2, 26.8, 4.9, 14.9, 199.6, 66.6, 112.6, 524.0],
-    ),
-    (
-        "imtl_g",
-        [0.057, 1.1, 27.7, 0.127, 10.8, 199.4, 0.707, 43.5, 465.9],
-    ),
-    (
-        "cagrad",
-        [3.8, 4.8, 32.2, 4.2, 15.5, 203.0, 6.3, 50.2, 436.8],
-    ),
-    (
-        "nash_mtl",
-        [7.0, 8.4, 57.3, 22.0, 35.2, 265.1, 72.2, 128.1, 634.7],
-    ),
-    (
-        "aligned_mtl",
-        [0.098, 1.2, 25.8, 0.176, 10.8, 197.3, 0.792, 43.3, 446.6],
-    ),
-    (
-        "upgrad",
-        [0.157, 1.2, 25.8, 0.367, 11.1, 196.3, 4.6, 45.7, 452.4],
-    ),
-    (
-        "dualproj",
-        [0.129, 1.2, 26.8, 0.150, 11.0, 196.7, 0.735, 43.6, 464.6],
-    ),
-    (
-        "fairgrad",
-        [1.8, 3.6, 30.4, 2.6, 14.1, 201.6, 5.9, 50.8, 447.4],
-    ),
-    (
-        "random",
-        [0.013, 0.615, 19.9, 0.015, 2.0, 44.4, 0.036, 10.3, 123.2],
-    ),
-    (
-        "krum",
-        [
-            f64::NAN,
-            f64::NAN,
-            f64::NAN,
-            0.094,
-            10.6,
-            196.9,
-            0.503,
-            41.8,
-            424.2,
-        ],
-    ),
-];
+/// TorchJD 0.18 medians from `shared/reference/timing.md` (torch threads = 1, a 2-core Xeon
+/// like CI's): another run on another machine, for orientation only. Data, not code:
+/// `docs/bench/torchjd_reference.csv` (`method,k,p,median_ms`, `#` comment lines).
+const TORCHJD_REFERENCE_CSV: &str = include_str!("../../docs/bench/torchjd_reference.csv");
+
+/// The rows of [`TORCHJD_REFERENCE_CSV`]: `(method, K, P, seconds)`; a malformed line is an
+/// error naming it.
+fn torchjd_reference() -> Result<Vec<(&'static str, usize, usize, f64)>, String> {
+    TORCHJD_REFERENCE_CSV
+        .lines()
+        .filter(|l| !l.trim().is_empty() && !l.starts_with('#'))
+        .skip(1)
+        .map(|line| {
+            let f: Vec<&str> = line.split(',').map(str::trim).collect();
+            match f.as_slice() {
+                [m, k, p, ms] => match (k.parse(), p.parse(), ms.parse::<f64>()) {
+                    (Ok(k), Ok(p), Ok(ms)) if ms.is_finite() && ms > 0.0 => {
+                        Ok((*m, k, p, ms * 1e-3))
+                    }
+                    _ => Err(format!("torchjd_reference.csv: bad values in `{line}`")),
+                },
+                _ => Err(format!(
+                    "torchjd_reference.csv: expected 4 fields in `{line}`"
+                )),
+            }
+        })
+        .collect()
+}
 
 fn torchjd_reference_s(method: &str, k: usize, p: usize) -> Option<f64> {
-    let ki = [2, 10, 40].iter().position(|&x| x == k)?;
-    let pi = [10_000, 1_000_000, 10_000_000]
-        .iter()
-        .position(|&x| x == p)?;
-    let row = TORCHJD_REFERENCE_1T.iter().find(|(m, _)| *m == method)?;
-    let v = row.1[ki * 3 + pi];
-    v.is_finite().then_some(v * 1e-3)
+    let rows = torchjd_reference().ok()?;
+    rows.iter()
+        .find(|r| r.0 == method && r.1 == k && r.2 == p)
+        .map(|r| r.3)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1257,4 +1207,40 @@ fn plot(path: &Path, records: &[Record]) -> Result<(), Box<dyn std::error::Error
     root.present()?;
     std::io::stderr().flush().ok();
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{torchjd_reference, torchjd_reference_s};
+
+    #[test]
+    fn torchjd_reference_data_parses_and_is_complete() {
+        let rows = torchjd_reference().expect("docs/bench/torchjd_reference.csv parses");
+        let mut methods: Vec<&str> = rows.iter().map(|r| r.0).collect();
+        methods.dedup();
+        assert!(methods.contains(&"bound") && methods.contains(&"mgda"));
+        for m in methods {
+            for k in [2, 10, 40] {
+                for p in [10_000, 1_000_000, 10_000_000] {
+                    // TorchJD's Krum needs K > 2; every other cell is measured.
+                    let expected = !(m == "krum" && k == 2);
+                    assert_eq!(
+                        torchjd_reference_s(m, k, p).is_some(),
+                        expected,
+                        "{m} K={k} P={p}"
+                    );
+                }
+            }
+            if m != "bound" {
+                assert!(
+                    m.parse::<burn_mtl::Method>().is_ok(),
+                    "{m} is not a burn-mtl method"
+                );
+            }
+        }
+        // Larger problems take longer: the table is in ms, read as seconds.
+        let small = torchjd_reference_s("mean", 10, 10_000).unwrap();
+        let large = torchjd_reference_s("mean", 10, 10_000_000).unwrap();
+        assert!(small < large && large < 1.0);
+    }
 }

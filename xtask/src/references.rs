@@ -43,6 +43,13 @@ pub struct RefMethod {
     pub torchjd: Option<&'static str>,
 }
 
+impl RefMethod {
+    /// The burn-mtl method name: the spec string without its options.
+    pub fn method_name(&self) -> &'static str {
+        self.spec.split(':').next().unwrap_or(self.spec)
+    }
+}
+
 use Param::{Map, Only, Opt};
 
 const NO_PREF: Param = Only("pref_vector", &["null"]);
@@ -376,7 +383,7 @@ pub fn method_for(id: &str, params: &Value) -> Option<Result<Method, MtlError>> 
 /// TorchJD's aggregator class for a burn-mtl method name (`Method::name`), if TorchJD has it.
 pub fn torchjd_class(method: &str) -> Option<&'static str> {
     REFERENCE_METHODS.iter().find_map(|m| {
-        let name = m.spec.split(':').next().unwrap_or(m.spec);
+        let name = m.method_name();
         (name == method).then_some(m.torchjd).flatten()
     })
 }
@@ -397,7 +404,7 @@ mod tests {
             let method: Method = spec
                 .parse()
                 .unwrap_or_else(|e| panic!("{}: `{spec}`: {e}", m.id));
-            assert_eq!(method.name(), m.spec.split(':').next().unwrap());
+            assert_eq!(method.name(), m.method_name());
             assert!(
                 REFERENCE_METHODS[..i].iter().all(|o| o.id != m.id),
                 "duplicate id {}",
@@ -405,9 +412,7 @@ mod tests {
             );
         }
         for name in Method::names() {
-            let mapped = REFERENCE_METHODS
-                .iter()
-                .any(|m| m.spec.split(':').next() == Some(name));
+            let mapped = REFERENCE_METHODS.iter().any(|m| m.method_name() == *name);
             let excused = WITHOUT_REFERENCE.iter().any(|(n, _)| n == name);
             assert!(
                 mapped != excused,
