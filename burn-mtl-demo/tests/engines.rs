@@ -41,8 +41,8 @@ fn cpu_engine_matches_the_toy_example() {
             ..ex::RunConfig::default()
         };
         let method: Method = spec.parse().unwrap();
-        let reference = ex::train_cpu(
-            ex::CpuFloat::F32,
+        let reference = burn_mtl_examples::toy_cpu::train_cpu(
+            burn_mtl_examples::toy_cpu::CpuFloat::F32,
             &method,
             spec,
             start,

@@ -22,3 +22,4 @@ pub mod plot;
 pub mod report;
 pub mod tabular;
 pub mod toy;
+pub mod toy_cpu;

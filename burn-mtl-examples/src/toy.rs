@@ -37,7 +37,7 @@
 //! [`ToyProblem::pareto_set`]). The curve runs from `(−7, −8.4345)` (the minimiser of `L2`)
 //! through `(0, −8.3551)` to `(7, −8.4345)` (the minimiser of `L1`): the "valley floor".
 //! **Reaching the front** means `dist(θ, Pareto set) ≤ tol` in parameter space, with the
-//! distance of [`ParetoSet::distance`] (default `tol` [`DEFAULT_FRONT_TOL`]).
+//! distance of `ParetoSet::distance` (default `tol`: `DEFAULT_FRONT_TOL`).
 //!
 //! **Mean-loss minimum.** The global minimiser of `(L1 + L2)/2` is the Pareto point with
 //! `λ = s1/(s1 + s2)`: `(−5.727, −8.409)` for the scaled variant, `(0, −8.355)` unscaled
@@ -46,7 +46,6 @@
 
 use std::time::{Duration, Instant};
 
-use burn::backend::{Autodiff, NdArray};
 use burn::module::{Module, Param};
 use burn::optim::AdamConfig;
 use burn::tensor::Tensor;
@@ -532,41 +531,6 @@ impl<'a> Recorder<'a> {
             last_weights,
             fallback_steps,
             elapsed: self.began.elapsed(),
-        }
-    }
-}
-
-/// The float type of a CPU run ([`train_cpu`]).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum CpuFloat {
-    /// `f32`, as PyTorch's default dtype in the reference toy code.
-    F32,
-    /// `f64` parameters and gradients.
-    F64,
-}
-
-/// [`train`] on burn-ndarray on the CPU: compiled once, in this library, so that the runner
-/// and the tests that call it do not each instantiate the generic training loop again (each
-/// instantiation is a full optimised compile of Burn's autodiff and ndarray code).
-///
-/// # Errors
-/// As [`train`].
-pub fn train_cpu(
-    float: CpuFloat,
-    method: &Method,
-    label: &str,
-    start: [f64; 2],
-    config: &RunConfig,
-    pareto: &ParetoSet,
-    progress: &mut dyn FnMut(usize),
-) -> Result<RunResult, MtlError> {
-    let cpu = Default::default();
-    match float {
-        CpuFloat::F32 => {
-            train::<Autodiff<NdArray>>(method, label, start, config, pareto, &cpu, progress)
-        }
-        CpuFloat::F64 => {
-            train::<Autodiff<NdArray<f64>>>(method, label, start, config, pareto, &cpu, progress)
         }
     }
 }

@@ -8,7 +8,7 @@
 //! `‖d − d_ref‖ ≤ rtol ‖d_ref‖ + atol max_k ‖G_k‖` (the result's `_f64` tolerances on the host,
 //! `_f32` on the tensor path). Results marked `not_comparable` are only checked for
 //! finiteness (ConicGrad's, which carry the optimal value `worst_case_unit`, by
-//! [`conic_optimal_value`]); results where the reference raised (`error`) pass if our method returns an
+//! `conic_optimal_value`); results where the reference raised (`error`) pass if our method returns an
 //! error or a finite output. Recorded random draws (`aux.orders`, ...) are replayed through
 //! [`inject_draws`].
 

@@ -24,7 +24,7 @@ pub struct Args {
     /// Build the folder and exit without serving.
     #[arg(long)]
     pub build_only: bool,
-    /// Where to assemble the page [default: <target dir>/demo].
+    /// Where to assemble the page (default: `<target dir>/demo`).
     #[arg(long)]
     pub out: Option<PathBuf>,
     /// Instead of serving: open the page in headless Chromium (through ChromeDriver), let it

@@ -29,6 +29,7 @@ use burn_mtl::method::Weighting;
 use burn_mtl::{Method, MtlError};
 use burn_mtl_examples::plot;
 use burn_mtl_examples::toy::{self, RunConfig, RunResult, STARTS, ToyProblem};
+use burn_mtl_examples::toy_cpu::{CpuFloat, train_cpu};
 use clap::Parser;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
@@ -48,7 +49,7 @@ enum BackendArg {
 }
 
 /// One training run on `backend` (see [`toy::train`]; the CPU backends run the library's
-/// [`toy::train_cpu`], compiled once).
+/// [`train_cpu`], compiled once).
 fn train_on(
     backend: BackendArg,
     method: &Method,
@@ -72,10 +73,10 @@ fn train_on(
         }
         #[cfg(not(feature = "wgpu"))]
         BackendArg::Wgpu => return Err(MtlError::InvalidConfig(WGPU_FEATURE.into())),
-        BackendArg::Ndarray => toy::CpuFloat::F32,
-        BackendArg::NdarrayF64 => toy::CpuFloat::F64,
+        BackendArg::Ndarray => CpuFloat::F32,
+        BackendArg::NdarrayF64 => CpuFloat::F64,
     };
-    toy::train_cpu(float, method, label, start, config, pareto, progress)
+    train_cpu(float, method, label, start, config, pareto, progress)
 }
 
 /// Why `--backend wgpu` cannot run in a build without the `wgpu` feature.

@@ -210,8 +210,8 @@ fn host_path_follows_the_burn_run() {
     for spec in ["mgda", "marigold", "conicgrad", "db_mtl", "graddrop:seed=3"] {
         let method: Method = spec.parse().unwrap();
         let host = toy::train_host(&method, spec, start, &config, &pareto).unwrap();
-        let burn = toy::train_cpu(
-            toy::CpuFloat::F32,
+        let burn = burn_mtl_examples::toy_cpu::train_cpu(
+            burn_mtl_examples::toy_cpu::CpuFloat::F32,
             &method,
             spec,
             start,

@@ -3,7 +3,7 @@
 
 use burn::backend::{Autodiff, NdArray};
 use burn_mtl::{Method, TaskGradients};
-use burn_mtl_examples::toy::{self, RunConfig, STARTS, Toy, ToyProblem};
+use burn_mtl_examples::toy::{RunConfig, STARTS, Toy, ToyProblem};
 
 type B = Autodiff<NdArray>;
 
@@ -275,8 +275,8 @@ fn short_mean_run_moves_towards_the_front() {
     };
     let start = STARTS[3]; // (−7.5, −0.5)
     let mut progressed = 0;
-    let r = toy::train_cpu(
-        toy::CpuFloat::F32,
+    let r = burn_mtl_examples::toy_cpu::train_cpu(
+        burn_mtl_examples::toy_cpu::CpuFloat::F32,
         &"mean".parse::<Method>().unwrap(),
         "mean",
         start,

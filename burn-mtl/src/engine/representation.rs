@@ -88,7 +88,7 @@ impl<B: AutodiffBackend, O, W: Weighting> MultiTaskOptimizer<B, O, W> {
     /// z_leaf, k)` computes task k's loss from a detached copy of `z` (one element). The
     /// method weights the Gram matrix of the gradients `∇_z L_k`; one backward of
     /// `⟨z, Σ_k w_k ∇_z L_k⟩` updates the encoder, and each head gets its task's gradient per
-    /// the [`HeadUpdate`] rule. About the cost of one ordinary step.
+    /// the [`HeadUpdate`](crate::HeadUpdate) rule. About the cost of one ordinary step.
     ///
     /// The report's norms, cosines, `‖d‖` and directional derivatives are those of the
     /// representation gradients.

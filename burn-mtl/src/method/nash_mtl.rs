@@ -18,7 +18,7 @@ use crate::linalg::Matrix;
 /// previous α. We solve the same optimality condition exactly and in pure Rust. With
 /// `D = diag(‖g_i‖)` and the correlation matrix `C = D⁻¹MD⁻¹`, `Mα = 1/α` is `Cβ = 1/β` for
 /// `β = Dα` (free of the gradients' scales, unlike the reference's `M/‖M‖_F`); β is the unique
-/// minimiser of `½βᵀCβ − Σ log β_i`, found by damped Newton ([`solve_power_equation`])
+/// minimiser of `½βᵀCβ − Σ log β_i`, found by damped Newton ([`solve_power_equation`](crate::linalg::solve_power_equation))
 /// warm-started from the previous step's α (2–4 iterations along a training run). Where the
 /// reference converged (relative residual ~1e-8) both agree to ~1e-9.
 ///

@@ -1,7 +1,7 @@
 //! The `optimizer` layer: [`MultiTaskOptimizer`] wraps any Burn optimizer.
 //!
 //! One step: the per-task gradients ([`TaskGradients`]) are laid out per parameter by the
-//! [`jacobian`](crate::jacobian) layer, the K×K Gram matrix is accumulated on the device and
+//! [`jacobian`] layer, the K×K Gram matrix is accumulated on the device and
 //! read once, the [`method`](crate::method) chooses weights on the host, `d = Σ_k w_k g_k` is
 //! combined on the device, and the wrapped optimizer (SGD, Adam, AdamW, ...) takes the step.
 //!
