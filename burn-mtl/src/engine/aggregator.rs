@@ -136,12 +136,7 @@ impl<W: Weighting> Aggregator<W> {
                 }
                 _ => read.gram.quad_form(w).max(0.0),
             };
-            let total_sq = shared_sq
-                + (0..k)
-                    .map(|t| d.head_scale(Some(t)).powi(2) * read.head_sq_norms[t])
-                    .sum::<f64>()
-                + read.unassigned_sq_norm;
-            d.set_clip(self.max_grad_norm, total_sq);
+            d.set_clip_from_shared(self.max_grad_norm, shared_sq, read);
         }
         Ok(d)
     }
@@ -221,6 +216,21 @@ impl<W> Decision<W> {
     /// `clip_grad_norm_`: `max / (‖d‖ + 1e-6)`, at most 1).
     pub(crate) fn set_clip(&mut self, max_norm: Option<f64>, total_sq: f64) {
         self.clip = max_norm.map(|max| (max / (total_sq.max(0.0).sqrt() + 1e-6)).min(1.0));
+    }
+
+    /// [`Self::set_clip`] for an update whose shared part has squared norm `shared_sq`: the
+    /// heads (each scaled by its head rule) and the unassigned parameters of `read` complete
+    /// the global norm. Called before any clipping is set.
+    pub(crate) fn set_clip_from_shared(
+        &mut self,
+        max_norm: Option<f64>,
+        shared_sq: f64,
+        read: &HostRead,
+    ) {
+        let heads_sq = (0..read.head_sq_norms.len())
+            .map(|t| self.head_scale(Some(t)).powi(2) * read.head_sq_norms[t])
+            .sum::<f64>();
+        self.set_clip(max_norm, shared_sq + heads_sq + read.unassigned_sq_norm);
     }
 }
 

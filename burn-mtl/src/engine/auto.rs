@@ -1,7 +1,7 @@
 //! `step_auto`: the engine a method needs, picked for the caller.
 
 use burn::module::AutodiffModule;
-use burn::optim::{GradientsParams, LearningRate, Optimizer};
+use burn::optim::{LearningRate, Optimizer};
 use burn::tensor::Tensor;
 use burn::tensor::backend::AutodiffBackend;
 
@@ -70,22 +70,18 @@ impl<B: AutodiffBackend, O, W: Weighting> MultiTaskOptimizer<B, O, W> {
             let all: Vec<usize> = (0..num_tasks).collect();
             return self.loss_only_step(lr, module, Some(num_tasks), |m| losses(m, &all));
         }
-        let mut grads = Vec::with_capacity(num_tasks);
-        let mut kept = Vec::with_capacity(num_tasks);
-        for k in 0..num_tasks {
-            let mut one = losses(&module, &[k]);
+        let one_loss = |m: &M, k: usize| {
+            let mut one = losses(m, &[k]);
             if one.len() != 1 {
-                let error = MtlError::TaskCount {
-                    expected: 1,
-                    got: one.len(),
-                };
-                return Err(Rejected { module, error });
+                let got = one.len();
+                return Err(MtlError::TaskCount { expected: 1, got });
             }
-            let l = one.pop().expect("one loss");
-            grads.push(GradientsParams::from_grads(l.backward(), &module));
-            kept.push(l);
-        }
-        let grads = TaskGradients::new(grads).with_losses(kept);
+            Ok(one.pop().expect("one loss"))
+        };
+        let grads = match TaskGradients::try_per_task(&module, num_tasks, one_loss) {
+            Ok(grads) => grads,
+            Err(error) => return Err(Rejected { module, error }),
+        };
         self.step(lr, module, grads)
     }
 }

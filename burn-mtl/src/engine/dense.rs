@@ -102,10 +102,11 @@ pub fn aggregate_dense_with<B: Backend>(
         jac.attach_history(ids.iter().copied().zip(history.drain(..)).collect());
     }
     // The optimizer's host pipeline (checks, the method's weights on a copy of the method),
-    // without clipping; the method's new state is kept only if the step succeeds.
+    // without clipping (so not the global-norm pass: `false`); the method's new state is kept
+    // only if the step succeeds.
     let mut read = jac.read();
     read.losses = losses.map(<[f64]>::to_vec);
-    let decision = Aggregator::new(method.clone()).decide(&read, true)?;
+    let decision = Aggregator::new(method.clone()).decide(&read, false)?;
     let weights = decision.weights;
     let mut uniforms = match &weights.combination {
         Combination::GradDrop { uniforms } => Some(uniforms.stream()),

@@ -74,7 +74,7 @@ impl<B: AutodiffBackend, O, W: Weighting> MultiTaskOptimizer<B, O, W> {
             }
             self.agg.check_k(ls.len())?;
             let values = read_losses::<B>(&ls)?;
-            let mut read = HostRead {
+            let read = HostRead {
                 gram: Matrix::zeros(ls.len(), ls.len()),
                 head_sq_norms: vec![0.0; ls.len()],
                 unassigned_sq_norm: 0.0,
@@ -82,7 +82,7 @@ impl<B: AutodiffBackend, O, W: Weighting> MultiTaskOptimizer<B, O, W> {
                 gram_eps: f64::EPSILON,
                 history: None,
             };
-            read.check_finite()?;
+            // `decide` checks the losses' finiteness first.
             let mut decision = self.agg.decide(&read, false)?;
             // One backward of the weighted loss; the weights are constants.
             let total = ls
@@ -100,7 +100,6 @@ impl<B: AutodiffBackend, O, W: Weighting> MultiTaskOptimizer<B, O, W> {
                     what: "weighted-loss gradient",
                 });
             }
-            read.unassigned_sq_norm = sq;
             decision.set_clip(self.agg.max_grad_norm, sq);
             decision.update_norm = Some(sq.sqrt());
             let grads = jacobian::scaled::<B, M>(&module, grads, decision.clip.unwrap_or(1.0));

@@ -113,17 +113,35 @@ impl<B: AutodiffBackend> TaskGradients<B> {
         M: AutodiffModule<B>,
         F: FnMut(&M, usize) -> Tensor<B, 1>,
     {
+        match Self::try_per_task(module, num_tasks, |m, k| {
+            Ok::<_, std::convert::Infallible>(loss(m, k))
+        }) {
+            Ok(grads) => grads,
+            Err(never) => match never {},
+        }
+    }
+
+    /// [`Self::per_task`] with a fallible `loss`: the first error stops it.
+    pub(crate) fn try_per_task<M, F, E>(
+        module: &M,
+        num_tasks: usize,
+        mut loss: F,
+    ) -> Result<Self, E>
+    where
+        M: AutodiffModule<B>,
+        F: FnMut(&M, usize) -> Result<Tensor<B, 1>, E>,
+    {
         let mut grads = Vec::with_capacity(num_tasks);
         let mut losses = Vec::with_capacity(num_tasks);
         for k in 0..num_tasks {
-            let l = loss(module, k);
+            let l = loss(module, k)?;
             grads.push(GradientsParams::from_grads(l.backward(), module));
             losses.push(l.inner());
         }
-        Self {
+        Ok(Self {
             grads,
             losses: Some(losses),
-        }
+        })
     }
 
     /// Parameter engine for a model that computes all task losses in one forward pass:

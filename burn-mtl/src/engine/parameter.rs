@@ -115,13 +115,7 @@ impl<B: AutodiffBackend, O, W: Weighting> MultiTaskOptimizer<B, O, W> {
                     what: "combined update",
                 });
             }
-            let k = jd.len();
-            let total_sq = dd
-                + (0..k)
-                    .map(|t| decision.head_scale(Some(t)).powi(2) * read.head_sq_norms[t])
-                    .sum::<f64>()
-                + read.unassigned_sq_norm;
-            decision.set_clip(self.agg.max_grad_norm, total_sq);
+            decision.set_clip_from_shared(self.agg.max_grad_norm, dd, &read);
             decision.measured = Some((dd.max(0.0).sqrt(), jd));
             if let Some(c) = decision.clip
                 && c != 1.0
