@@ -198,7 +198,7 @@ impl<B: AutodiffBackend> Session<B> {
         {
             *floor = Some(self.problem.scales.iter().map(|s| -21.0 * s).collect());
         }
-        let loss_only = !method.requires_gram();
+        let loss_only = !method.inputs().gram;
         let optim = MultiTaskOptimizerConfig::new()
             .with_method(method)
             .init::<Cpu, _>(AdamConfig::new().with_epsilon(ADAM_EPSILON).init());

@@ -458,7 +458,7 @@ impl RunResult {
 }
 
 /// `method` with the toy's loss floor where it uses `L − L*` and none was set: FAMO, GLS, SI,
-/// STCH, UW, IMTL-L, GradNorm and DB-MTL; the toy losses go down to about −20, so the bound of
+/// STCH, UW, IMTL-L, GradNorm, DB-MTL, COSMOS and PBI; the toy losses go down to about −20, so the bound of
 /// FAMO's own toy trainer, `L* = (−21·s1, −21·s2)`.
 fn with_toy_floor(method: &Method, problem: ToyProblem) -> Method {
     let mut method = method.clone();
@@ -675,7 +675,7 @@ impl HostTrace {
         let rows = [g[0].to_vec(), g[1].to_vec()];
         let losses = self.problem.losses(self.x);
         let gram = burn_mtl::linalg::Matrix::from_rows(&rows)?.gram();
-        let history = match (&self.buffer, self.method.keeps_history()) {
+        let history = match (&self.buffer, self.method.inputs().task_state.is_some()) {
             (Some(b), true) => Some(burn_mtl::method::History::from_rows(b, &rows)?),
             _ => None,
         };
@@ -711,7 +711,7 @@ impl HostTrace {
             let denom = (self.v[j] / c2).sqrt() + eps;
             self.x[j] -= lr * (self.m[j] / c1) / denom;
         }
-        if self.method.after_step() != burn_mtl::method::AfterStep::Nothing {
+        if self.method.inputs().after_step != burn_mtl::method::AfterStep::Nothing {
             self.method.update(&self.problem.losses(self.x))?;
         }
         self.last_weights = w;

@@ -181,7 +181,7 @@ fn select_methods(args: &Args) -> Result<Vec<Method>, String> {
     }
     let (gram, skipped): (Vec<Method>, Vec<Method>) = all
         .into_iter()
-        .partition(|m| m.requires_gram() || m.name() == "mean");
+        .partition(|m| m.inputs().gram || m.name() == "mean");
     if !skipped.is_empty() {
         let names: Vec<&str> = skipped.iter().map(|m| m.name()).collect();
         eprintln!(
@@ -688,7 +688,7 @@ fn solve_time(method: &Method, gram: &Matrix, k: usize) -> f64 {
     let mut input = WeightingInput::new(gram)
         .with_gram_eps(dtype_eps(burn::tensor::DType::F32))
         .with_losses(&losses);
-    if m.keeps_history() {
+    if m.inputs().task_state.is_some() {
         input = input.with_history(&history);
     }
     let mut times = Vec::new();

@@ -482,6 +482,8 @@ pub fn inject_draws(method: &mut Method, record: Option<&Value>) -> Result<(), S
         Method::GradVac(g) => g.queue_orders(recorded(record, "orders", "gradvac")?),
         Method::Random(r) => r.queue_weights(recorded(record, "weights", "random")?),
         Method::GradDrop(g) => g.queue_uniforms(recorded(record, "U", "graddrop")?),
+        Method::Cosmos(c) => c.queue_preference(recorded(record, "pref_vector", "cosmos")?),
+        Method::Pbi(p) => p.queue_preference(recorded(record, "pref_vector", "pbi")?),
         _ => {}
     }
     Ok(())
@@ -553,7 +555,7 @@ fn compute_with_losses(
         Kind::Host => {
             let gm = Matrix::from_rows(g)?;
             let m = gm.gram();
-            let history = match (&state.host, method.keeps_history()) {
+            let history = match (&state.host, method.inputs().task_state.is_some()) {
                 (Some(b), true) => Some(History::from_rows(b, g)?),
                 (None, true) => Some(History::zeros(g.len())),
                 (_, false) => None,

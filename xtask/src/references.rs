@@ -26,6 +26,9 @@ pub enum Param {
     /// `(reference name, [JSON values])`: a reference feature burn-mtl implements only at
     /// these values (absent always passes).
     Only(&'static str, &'static [&'static str]),
+    /// `(id name, parameters name)`: a wrapped method, given by its reference id and its own
+    /// parameters, mapped through this table to `inner=NAME,inner.KEY=VALUE,..` (CR-MOGM).
+    Inner(&'static str, &'static str),
 }
 
 /// One reference method.
@@ -50,7 +53,7 @@ impl RefMethod {
     }
 }
 
-use Param::{Map, Only, Opt};
+use Param::{Inner, Map, Only, Opt};
 
 const NO_PREF: Param = Only("pref_vector", &["null"]);
 const UPGRAD_EPS: [Param; 3] = [
@@ -246,6 +249,56 @@ pub const REFERENCE_METHODS: &[RefMethod] = &[
         ],
         torchjd: None,
     },
+    // Catalogue v2 (`public_vectors_v2.json`): TorchJD 0.18's CR-MOGM around one of the
+    // Gramian weightings above, and its COSMOS and PBI scalarisations.
+    RefMethod {
+        id: "cr_mogm",
+        spec: "cr_mogm",
+        params: &[
+            Opt("alpha", "alpha", Some("0.9")),
+            Opt("initial_weights", "initial_weights", None),
+            Inner("weighting", "weighting_params"),
+        ],
+        torchjd: None,
+    },
+    RefMethod {
+        id: "pcd",
+        spec: "pcd",
+        params: &[
+            Opt("tau", "tau", Some("0.02")),
+            Opt("beta", "beta", Some("0.999")),
+            Opt("eps", "eps", Some("1e-8")),
+        ],
+        torchjd: Some("PCD"),
+    },
+    // LibMTL's MoCo (transcribed).
+    RefMethod {
+        id: "moco",
+        spec: "moco",
+        params: &[
+            Opt("beta", "beta", Some("0.5")),
+            Opt("beta_sigma", "beta_sigma", Some("0.5")),
+            Opt("gamma", "gamma", Some("0.1")),
+            Opt("gamma_sigma", "gamma_sigma", Some("0.5")),
+            Opt("rho", "rho", Some("0")),
+        ],
+        torchjd: None,
+    },
+    RefMethod {
+        id: "cosmos",
+        spec: "cosmos",
+        params: &[Opt("lambda_", "lambda", Some("1"))],
+        torchjd: None,
+    },
+    RefMethod {
+        id: "pbi",
+        spec: "pbi",
+        params: &[
+            Opt("theta", "theta", Some("5")),
+            Opt("reference_point", "reference", None),
+        ],
+        torchjd: None,
+    },
 ];
 
 const CAGRAD_ORIGINAL: [Param; 2] = [
@@ -334,6 +387,23 @@ impl RefMethod {
                                 format!("{}: {name} = {text} is not supported", self.id)
                             })?;
                         options.push(format!("{option}={mapped}"));
+                    }
+                }
+                Inner(id_name, params_name) => {
+                    if let Some(id) = get(id_name) {
+                        let id = id
+                            .as_str()
+                            .ok_or_else(|| format!("{id_name}: {id} is not a method id"))?;
+                        let inner = lookup(id)
+                            .ok_or_else(|| format!("{id_name}: unknown method id `{id}`"))?;
+                        let empty = Value::Object(Default::default());
+                        let spec = inner.spec_for(get(params_name).unwrap_or(&empty))?;
+                        let parsed = burn_mtl::method::MethodSpec::parse(&spec)
+                            .map_err(|e| format!("{id_name}: {e}"))?;
+                        options.push(format!("inner={}", parsed.name));
+                        for (k, v) in parsed.options {
+                            options.push(format!("inner.{k}={v}"));
+                        }
                     }
                 }
                 Only(name, allowed) => {
@@ -441,6 +511,16 @@ mod tests {
             spec("config", json!({"pref_vector": null})).unwrap(),
             "config"
         );
+        assert_eq!(
+            spec(
+                "cr_mogm",
+                json!({"alpha": 0.5, "weighting": "mgda", "weighting_params": {"epsilon": 0.01}})
+            )
+            .unwrap(),
+            "cr_mogm:alpha=0.5,inner=mgda,inner.solver=frank_wolfe,inner.epsilon=0.01,\
+             inner.max_iters=100"
+        );
+        assert!(spec("cr_mogm", json!({"weighting": "nope"})).is_err());
         assert!(spec("graddrop", json!({"f": "tanh"})).is_err());
         assert!(spec("upgrad", json!({"pref_vector": [1.0, 1.0]})).is_err());
         assert!(spec("cagrad_original", json!({"rescale": 3})).is_err());

@@ -11,7 +11,7 @@
 //!
 //! **Engines.** [`burn_mtl::MultiTaskOptimizer::step_auto`] picks the engine the method
 //! needs: gradient-based methods run on the parameter engine (one forward and backward per
-//! task and batch); loss-based ones ([`Weighting::requires_gram`](burn_mtl::method::Weighting::requires_gram) `false`: FAMO, DWA, UW,
+//! task and batch); loss-based ones ([`Inputs::gram`](burn_mtl::method::Inputs::gram) `false`: FAMO, DWA, UW,
 //! ...) on the loss-only engine (one forward of all tasks, one backward of the weighted loss). A step the optimizer rejects (e.g. a non-finite gradient) leaves the model
 //! unchanged and is counted in [`RunOutcome::rejected_steps`].
 

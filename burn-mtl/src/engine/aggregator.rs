@@ -80,6 +80,12 @@ impl<W: Weighting> Aggregator<W> {
         read.check_finite()?;
         check_max_norm(self.max_grad_norm)?;
         let k = read.gram.rows();
+        if self.method.inputs().losses && read.losses.is_none() {
+            // Refused before any state changes, with the same error on every engine.
+            return Err(MtlError::MissingLosses {
+                method: self.method.name(),
+            });
+        }
         let mut method = self.method.clone();
         if self.awaiting_losses
             && let Some(l) = &read.losses
@@ -145,7 +151,7 @@ impl<W: Weighting> Aggregator<W> {
     /// report.
     pub(crate) fn commit(&mut self, d: Decision<W>) -> StepReport {
         let k = d.gram.rows();
-        self.awaiting_losses = d.method.after_step() != AfterStep::Nothing;
+        self.awaiting_losses = d.method.inputs().after_step != AfterStep::Nothing;
         self.method = d.method;
         self.num_tasks = Some(k);
         self.steps += 1;

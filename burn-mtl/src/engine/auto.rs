@@ -15,7 +15,7 @@ impl<B: AutodiffBackend, O, W: Weighting> MultiTaskOptimizer<B, O, W> {
     /// runs one forward pass and returns the losses (one element each) of the listed tasks, in
     /// that order; a model with a shared encoder computes it once and only the listed heads.
     ///
-    /// - A gradient-based method ([`Weighting::requires_gram`]) gets the **parameter
+    /// - A gradient-based method ([`Inputs::gram`](crate::method::Inputs::gram)) gets the **parameter
     ///   engine**: `losses(module, &[k])` and its backward for each task `k` (Burn cannot
     ///   back-propagate twice through one graph), then [`Self::step`].
     /// - A loss-based method (FAMO, MARIGOLD, ...) gets the **loss-only engine**
@@ -66,7 +66,7 @@ impl<B: AutodiffBackend, O, W: Weighting> MultiTaskOptimizer<B, O, W> {
             let error = MtlError::NoTasks;
             return Err(Rejected { module, error });
         }
-        if !self.agg.method.requires_gram() {
+        if !self.agg.method.inputs().gram {
             let all: Vec<usize> = (0..num_tasks).collect();
             return self.loss_only_step(lr, module, Some(num_tasks), |m| losses(m, &all));
         }

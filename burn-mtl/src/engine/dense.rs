@@ -38,7 +38,7 @@ pub fn aggregate_dense<B: Backend>(
 }
 
 /// [`aggregate_dense`] for a sequence of steps of a method that keeps a moving average of the
-/// gradients ([`Weighting::keeps_history`], DB-MTL): `history` holds the buffers between calls
+/// gradients ([`TaskState::MovingAverage`](crate::method::TaskState::MovingAverage), DB-MTL): `history` holds the buffers between calls
 /// (one per block; start with an empty `Vec`). Other methods leave it untouched.
 ///
 /// ```
@@ -90,7 +90,7 @@ pub fn aggregate_dense_with<B: Backend>(
             id
         })
         .collect();
-    let tracks = method.keeps_history();
+    let tracks = method.inputs().task_state.is_some();
     if tracks && !history.is_empty() && history.len() != ids.len() {
         return Err(MtlError::InvalidConfig(format!(
             "aggregate_dense_with: {} history blocks for {} blocks (P changed?)",

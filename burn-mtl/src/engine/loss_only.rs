@@ -16,7 +16,7 @@ use crate::optimizer::{MultiTaskOptimizer, Rejected, StepReport};
 
 impl<B: AutodiffBackend, O, W: Weighting> MultiTaskOptimizer<B, O, W> {
     /// One step of the **loss-only engine**, for methods that take their weights from loss
-    /// values ([`Weighting::requires_gram`] is `false`: FAMO, MARIGOLD, ...): `losses(module)`
+    /// values ([`Inputs::gram`](crate::method::Inputs::gram) is `false`: FAMO, MARIGOLD, ...): `losses(module)`
     /// computes the K task losses (one forward), the method weights them, and **one** backward
     /// of `Σ_k w_k L_k` gives the update. If the method wants the losses after the step on the
     /// same batch ([`AfterStep::SameBatch`]), `losses` is called once more on the updated
@@ -54,7 +54,7 @@ impl<B: AutodiffBackend, O, W: Weighting> MultiTaskOptimizer<B, O, W> {
         O: Optimizer<M, B>,
         F: FnMut(&M) -> Vec<Tensor<B, 1>>,
     {
-        if self.agg.method.requires_gram() {
+        if self.agg.method.inputs().gram {
             let error = MtlError::EngineMismatch {
                 method: self.agg.method.name(),
                 engine: "loss-only",
@@ -109,7 +109,7 @@ impl<B: AutodiffBackend, O, W: Weighting> MultiTaskOptimizer<B, O, W> {
             Ok(x) => x,
             Err(error) => return Err(Rejected { module, error }),
         };
-        let same_batch = decision.method.after_step() == AfterStep::SameBatch;
+        let same_batch = decision.method.inputs().after_step == AfterStep::SameBatch;
         let mut report = self.agg.commit(decision);
         let module = self.inner.step(lr, module, grads);
         if same_batch {

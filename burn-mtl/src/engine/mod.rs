@@ -13,7 +13,7 @@
 //!   loss values (FAMO, MARIGOLD, ...), one backward of `Σ_k w_k L_k`.
 //!
 //! `MultiTaskOptimizer::step_auto` (`auto.rs`) picks the parameter or the loss-only engine from
-//! the method's [`Weighting::requires_gram`](crate::Weighting::requires_gram); [`aggregate_dense`]
+//! the method's declared [`Inputs`](crate::method::Inputs); [`aggregate_dense`]
 //! (`dense.rs`) aggregates a Jacobian given as rows, for the reference checks and the
 //! benchmarks. All of them run the same host pipeline (`aggregator.rs`): finiteness checks, a
 //! pending after-step update, the method's weights on a copy of the method, the clipping

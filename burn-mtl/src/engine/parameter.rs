@@ -79,7 +79,7 @@ impl<B: AutodiffBackend, O, W: Weighting> MultiTaskOptimizer<B, O, W> {
         ),
         MtlError,
     > {
-        let keeps = self.agg.method.keeps_history();
+        let keeps = self.agg.method.inputs().task_state.is_some();
         if keeps {
             // Moved, not cloned: a buffer held twice could not be handed over without a copy
             // on CPU backends. A step that fails before combining gives them back.

@@ -6,6 +6,7 @@
 mod adam;
 mod dual_cone;
 mod eigen;
+mod halfspaces;
 mod matrix;
 mod power_eq;
 mod shifted;
@@ -14,6 +15,7 @@ mod simplex;
 pub use adam::HostAdam;
 pub use dual_cone::{DualConeResult, DualConeSolver, dual_cone_qp};
 pub use eigen::{pinv_sym, sym_eigen};
+pub use halfspaces::{HalfspaceResult, project_onto_halfspaces};
 pub use matrix::{Matrix, dot, norm};
 pub use power_eq::{PowerEqResult, solve_power_equation};
 pub(crate) use shifted::{ShiftedHull, psd_clip, quadratic_roots, solve_path};

@@ -146,7 +146,7 @@ pub fn solve_power_equation(a: &Matrix, p: f64, x0: &[f64], max_iters: usize) ->
 }
 
 /// Solves `H s = b` for a symmetric positive-definite `H` (Cholesky); `None` if not PD.
-fn cholesky_solve(h: &Matrix, b: &[f64]) -> Option<Vec<f64>> {
+pub(crate) fn cholesky_solve(h: &Matrix, b: &[f64]) -> Option<Vec<f64>> {
     let n = b.len();
     let mut l = vec![0.0; n * n];
     for i in 0..n {

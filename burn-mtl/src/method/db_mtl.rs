@@ -4,7 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::combination::{Combination, History};
-use super::{MethodSpec, Properties, Weighting, WeightingInput, Weights, check_input};
+use super::{Inputs, MethodSpec, Properties, TaskState, Weighting, WeightingInput, Weights, check_input};
 use crate::error::MtlError;
 
 /// The offset LibMTL adds inside `log(L + ε)`.
@@ -169,8 +169,10 @@ impl Weighting for DbMtl {
         self.step = 0;
     }
 
-    fn keeps_history(&self) -> bool {
-        true
+    fn inputs(&self) -> Inputs {
+        Inputs::GRAM
+            .with_losses()
+            .with_task_state(TaskState::MovingAverage)
     }
 }
 

@@ -3,7 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{MethodSpec, Properties, Weighting, WeightingInput, Weights, check_input};
+use super::{Inputs, MethodSpec, Properties, Weighting, WeightingInput, Weights, check_input};
 use crate::error::MtlError;
 
 /// Over what DWA averages the losses whose ratio drives its weights.
@@ -281,8 +281,8 @@ impl Weighting for Dwa {
         };
     }
 
-    fn requires_gram(&self) -> bool {
-        false
+    fn inputs(&self) -> Inputs {
+        Inputs::LOSSES
     }
 }
 

@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::gls::shifted_positive;
-use super::{AfterStep, MethodSpec, Properties, Weighting, WeightingInput, Weights, check_input};
+use super::{AfterStep, Inputs, MethodSpec, Properties, Weighting, WeightingInput, Weights, check_input};
 use crate::error::MtlError;
 use crate::linalg::HostAdam;
 
@@ -153,12 +153,8 @@ impl Weighting for Famo {
         self.pending = None;
     }
 
-    fn requires_gram(&self) -> bool {
-        false
-    }
-
-    fn after_step(&self) -> AfterStep {
-        self.after
+    fn inputs(&self) -> Inputs {
+        Inputs::LOSSES.with_after_step(self.after)
     }
 
     fn update(&mut self, losses_after: &[f64]) -> Result<(), MtlError> {

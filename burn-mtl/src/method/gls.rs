@@ -4,7 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{MethodSpec, Properties, Weighting, WeightingInput, Weights, check_input};
+use super::{Inputs, MethodSpec, Properties, Weighting, WeightingInput, Weights, check_input};
 use crate::error::MtlError;
 
 /// GLS: train on the **geometric mean** of the task losses, `GLS = (Π_k L_k)^{1/K}`.
@@ -110,8 +110,8 @@ impl Weighting for Gls {
         Properties::default()
     }
 
-    fn requires_gram(&self) -> bool {
-        false
+    fn inputs(&self) -> Inputs {
+        Inputs::LOSSES
     }
 }
 

@@ -4,7 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::uw::{ScaleOptim, parse_scale_optim, shift};
-use super::{MethodSpec, Properties, Weighting, WeightingInput, Weights, check_input};
+use super::{Inputs, MethodSpec, Properties, Weighting, WeightingInput, Weights, check_input};
 use crate::error::MtlError;
 use crate::linalg::HostAdam;
 
@@ -350,6 +350,10 @@ impl Weighting for GradNorm {
                 ),
             )
         })
+    }
+
+    fn inputs(&self) -> Inputs {
+        Inputs::GRAM.with_losses()
     }
 
     fn properties(&self) -> Properties {

@@ -4,7 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::uw::{LearnedScales, ScaleOptim};
-use super::{MethodSpec, Properties, Weighting, WeightingInput, Weights};
+use super::{Inputs, MethodSpec, Properties, Weighting, WeightingInput, Weights};
 use crate::error::MtlError;
 
 /// IMTL-L: each task has a learned scale `s_k` and the model is trained on
@@ -99,8 +99,8 @@ impl Weighting for ImtlL {
         self.scales.reset();
     }
 
-    fn requires_gram(&self) -> bool {
-        false
+    fn inputs(&self) -> Inputs {
+        Inputs::LOSSES
     }
 }
 

@@ -4,7 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::famo::parse_after;
-use super::{AfterStep, MethodSpec, Properties, Weighting, WeightingInput, Weights, check_input};
+use super::{AfterStep, Inputs, MethodSpec, Properties, Weighting, WeightingInput, Weights, check_input};
 use crate::error::MtlError;
 use crate::linalg::{dot, norm, project_to_simplex};
 
@@ -231,12 +231,8 @@ impl Weighting for Marigold {
         };
     }
 
-    fn requires_gram(&self) -> bool {
-        false
-    }
-
-    fn after_step(&self) -> AfterStep {
-        self.after
+    fn inputs(&self) -> Inputs {
+        Inputs::LOSSES.with_after_step(self.after)
     }
 
     fn update(&mut self, losses_after: &[f64]) -> Result<(), MtlError> {

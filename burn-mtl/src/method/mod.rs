@@ -18,11 +18,15 @@ use crate::linalg::Matrix;
 
 mod combination;
 mod draws;
+mod inputs;
+mod preference;
 mod spec;
 
 pub(crate) use combination::check_trim as check_trim_pub;
 pub use combination::{Combination, History, UniformStream, Uniforms, combine_rows};
 pub(crate) use combination::{graddrop_column, trimmed_mean_column};
+pub use inputs::{AfterStep, Inputs, TaskState};
+pub use preference::Preference;
 pub use spec::{MethodSpec, split_specs};
 
 /// What a weighting is given at each step.
@@ -45,7 +49,7 @@ pub struct WeightingInput<'a> {
     /// should say `f32::EPSILON`). Methods with rank cut-offs (pseudo-inverses,
     /// eigen-decompositions) scale their cut-off with it, as torch does with the input dtype.
     pub gram_eps: f64,
-    /// For methods that keep a moving average of the gradients ([`Weighting::keeps_history`],
+    /// For methods that keep a moving average of the gradients ([`TaskState::MovingAverage`],
     /// DB-MTL): the Gram data of that buffer before this step. `None` elsewhere.
     pub history: Option<&'a History>,
 }
@@ -204,54 +208,20 @@ pub trait Weighting: Clone + Send + fmt::Debug + 'static {
     /// Forgets any state accumulated over steps (fresh start). No-op for stateless methods.
     fn reset(&mut self) {}
 
-    /// Whether the method needs the Gram matrix (every gradient-based method: the default).
-    /// A method that returns `false` takes its weights from the losses and its own state, so it
-    /// also runs on the loss-only engine
-    /// ([`MultiTaskOptimizer::step_loss_only`](crate::MultiTaskOptimizer::step_loss_only):
-    /// one backward per step), where no Gram matrix is computed and `input.gram` is all zeros.
-    fn requires_gram(&self) -> bool {
-        true
+    /// The inputs the method reads at each step ([`Inputs::GRAM`] by default): the engines
+    /// compute exactly these, pick the engine the method runs on (no Gram: the loss-only
+    /// engine, [`MultiTaskOptimizer::step_loss_only`](crate::MultiTaskOptimizer::step_loss_only),
+    /// where `input.gram` is all zeros) and refuse a step that cannot supply them.
+    fn inputs(&self) -> Inputs {
+        Inputs::GRAM
     }
 
-    /// Whether the method wants the task losses measured after the optimizer step (passed to
-    /// [`Weighting::update`]); [`AfterStep::Nothing`] by default.
-    fn after_step(&self) -> AfterStep {
-        AfterStep::Nothing
-    }
-
-    /// Receives the task losses measured after the optimizer step (see
-    /// [`Weighting::after_step`]). Must leave the state unchanged when it errors.
+    /// Receives the task losses measured after the optimizer step (declared by
+    /// [`Inputs::after_step`]). Must leave the state unchanged when it errors.
     fn update(&mut self, losses_after: &[f64]) -> Result<(), MtlError> {
         let _ = losses_after;
         Ok(())
     }
-
-    /// Whether the method keeps a moving average of the task gradients on the device
-    /// ([`Combination::MovingAverage`], DB-MTL): the optimizer then holds the buffer, saves it
-    /// in its record, and passes its Gram data as [`WeightingInput::history`]. `false` by
-    /// default.
-    fn keeps_history(&self) -> bool {
-        false
-    }
-}
-
-/// When a method wants the task losses after the optimizer step.
-///
-/// ```
-/// use burn_mtl::method::{AfterStep, Mean, Weighting};
-/// assert_eq!(Mean.after_step(), AfterStep::Nothing);
-/// ```
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub enum AfterStep {
-    /// The method does not use losses after the step.
-    #[default]
-    Nothing,
-    /// The losses of the same batch, re-evaluated with the updated model (one extra forward
-    /// pass, no backward), as the official FAMO trainers do.
-    SameBatch,
-    /// The losses of the next step's batch (no extra forward; noisier), as FAMO's toy trainer
-    /// does.
-    NextBatch,
 }
 
 /// What a method file declares to the registry ([`registry!`], which builds [`Method`]): its
@@ -318,17 +288,11 @@ macro_rules! registry {
             fn reset(&mut self) {
                 match self { $(Method::$variant(m) => m.reset(),)* }
             }
-            fn requires_gram(&self) -> bool {
-                match self { $(Method::$variant(m) => m.requires_gram(),)* }
-            }
-            fn after_step(&self) -> AfterStep {
-                match self { $(Method::$variant(m) => m.after_step(),)* }
+            fn inputs(&self) -> Inputs {
+                match self { $(Method::$variant(m) => m.inputs(),)* }
             }
             fn update(&mut self, losses_after: &[f64]) -> Result<(), MtlError> {
                 match self { $(Method::$variant(m) => m.update(losses_after),)* }
-            }
-            fn keeps_history(&self) -> bool {
-                match self { $(Method::$variant(m) => m.keeps_history(),)* }
             }
         }
 
@@ -355,8 +319,9 @@ macro_rules! registry {
                 &[$($name),*]
             }
 
-    /// The loss floor `L*` of the loss-based methods that take logarithms or ratios of the
-            /// losses (FAMO, GLS, SI, STCH, UW, IMTL-L, GradNorm): they use `L − L*`, which must stay
+            /// The loss floor `L*` of the loss-based methods that take logarithms, ratios or
+            /// angles of the losses (FAMO, GLS, SI, STCH, UW, IMTL-L, GradNorm, COSMOS; PBI's
+            /// reference point, CR-MOGM's inner method's): they use `L − L*`, which must stay
             /// positive.
             /// `None` for every other method. Problems whose losses can reach zero or go negative set
             /// it (e.g. `Some(vec![-21.0, -21.0])`).
@@ -462,6 +427,17 @@ registry! {
     GradDrop => graddrop::GradDrop = "graddrop";
     /// [`DbMtl`]: dual balancing of log-loss gradients (moving average kept on the device).
     DbMtl => db_mtl::DbMtl = "db_mtl";
+    /// [`CrMogm`]: moving average of an inner method's weights (stochastic convergence).
+    CrMogm => cr_mogm::CrMogm = "cr_mogm";
+    /// [`Cosmos`]: preference-ray scalarisation with a cosine penalty (loss-based).
+    Cosmos => cosmos::Cosmos = "cosmos";
+    /// [`Pbi`]: penalty-based boundary intersection on a preference ray (loss-based).
+    Pbi => pbi::Pbi = "pbi";
+    /// [`Pcd`]: priority-constrained descent (task 0 primary).
+    Pcd => pcd::Pcd = "pcd";
+    /// [`Moco`]: weights on a tracked, loss-scaled average of the unit gradients (kept on the
+    /// device).
+    Moco => moco::Moco = "moco";
 }
 
 impl Default for Method {

@@ -8,13 +8,13 @@ use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
 use super::draws::Draws;
-use super::{MethodSpec, Properties, Weighting, WeightingInput, Weights, check_input};
+use super::{Inputs, MethodSpec, Properties, Weighting, WeightingInput, Weights, check_input};
 use crate::error::MtlError;
 
 /// RLW / `Random`: fresh random weights every step, `w = softmax(p)` with `p ~ N(0, I_K)`
 /// (LibMTL `RLW`, nash-mtl/FAMO `RLW`, TorchJD `Random`; the paper's default distribution).
 /// The weights sum to 1 and do not depend on the gradients, so RLW needs **no Gram matrix**
-/// ([`Weighting::requires_gram`] is `false`): it also runs on the loss-only engine (one
+/// ([`Inputs::NONE`](super::Inputs::NONE): no Gram): it also runs on the loss-only engine (one
 /// backward of `Σ w_k L_k` per step).
 ///
 /// **Randomness.** The normal draws come from a ChaCha8 RNG seeded with
@@ -160,8 +160,8 @@ impl Weighting for Random {
         *self = Self::new(self.seed);
     }
 
-    fn requires_gram(&self) -> bool {
-        false
+    fn inputs(&self) -> Inputs {
+        Inputs::NONE
     }
 }
 

@@ -4,7 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::gls::shifted_positive;
-use super::{MethodSpec, Properties, Weighting, WeightingInput, Weights, check_input};
+use super::{Inputs, MethodSpec, Properties, Weighting, WeightingInput, Weights, check_input};
 use crate::error::MtlError;
 
 /// SI: train on `Σ_k log(L_k − L*_k + ε)`, which is invariant to rescaling any task's loss.
@@ -75,8 +75,8 @@ impl Weighting for Si {
         Properties::default()
     }
 
-    fn requires_gram(&self) -> bool {
-        false
+    fn inputs(&self) -> Inputs {
+        Inputs::LOSSES
     }
 }
 

@@ -4,7 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::famo::softmax;
-use super::{MethodSpec, Properties, Weighting, WeightingInput, Weights, check_input};
+use super::{Inputs, MethodSpec, Properties, Weighting, WeightingInput, Weights, check_input};
 use crate::error::MtlError;
 
 /// Which reference implementation [`Stch`] follows.
@@ -311,8 +311,8 @@ impl Weighting for Stch {
         self.nadir.clear();
     }
 
-    fn requires_gram(&self) -> bool {
-        false
+    fn inputs(&self) -> Inputs {
+        Inputs::LOSSES
     }
 }
 

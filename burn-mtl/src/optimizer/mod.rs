@@ -194,7 +194,7 @@ pub struct MultiTaskOptimizer<B: AutodiffBackend, O, W = Method> {
     pub(crate) inner: O,
     /// The host side: the method and its state, K, the step counter, the rules, the report.
     pub(crate) agg: Aggregator<W>,
-    /// The moving-average buffers of a method that keeps them ([`Weighting::keeps_history`]).
+    /// The moving-average buffers of a method that keeps them ([`Inputs::task_state`](crate::method::Inputs::task_state)).
     pub(crate) history: HashMap<ParamId, Tensor<B::InnerBackend, 2>>,
     /// Buffers loaded from a record, put on the device at the next step.
     pub(crate) loaded_history: Vec<(ParamId, TensorData)>,
@@ -256,6 +256,27 @@ impl<B: AutodiffBackend, O, W: Weighting> MultiTaskOptimizer<B, O, W> {
         &self.agg.method
     }
 
+    /// The method, mutably: to hand it per-step data that it does not draw itself (e.g. the
+    /// preference vector of a model conditioned on it, [`Cosmos::queue_preference`](crate::method::Cosmos::queue_preference))
+    /// or to change an option between steps. Its state is the optimizer's: what changes here
+    /// is saved in the next checkpoint (`Optimizer::to_record`).
+    ///
+    /// ```
+    /// use burn::backend::{Autodiff, NdArray};
+    /// use burn::optim::AdamConfig;
+    /// use burn_mtl::{Method, MultiTaskOptimizer};
+    /// # type B = Autodiff<NdArray>;
+    /// # type M = burn::nn::Linear<B>;
+    /// let mut optim: MultiTaskOptimizer<B, _> =
+    ///     MultiTaskOptimizer::new(AdamConfig::new().init::<B, M>(), "cosmos".parse().unwrap());
+    /// if let Method::Cosmos(c) = optim.method_mut() {
+    ///     c.queue_preference(vec![0.3, 0.7]);
+    /// }
+    /// ```
+    pub fn method_mut(&mut self) -> &mut W {
+        &mut self.agg.method
+    }
+
     /// Number of steps taken so far.
     pub fn steps(&self) -> u64 {
         self.agg.steps
@@ -281,7 +302,7 @@ impl<B: AutodiffBackend, O, W: Weighting> MultiTaskOptimizer<B, O, W> {
     }
 
     /// Feeds the losses measured after the last optimizer step to the method (for methods
-    /// whose [`Weighting::after_step`] is not `Nothing`, e.g. FAMO, MARIGOLD). The loss-only
+    /// whose [`Inputs::after_step`](crate::method::Inputs::after_step) is not `Nothing`, e.g. FAMO, MARIGOLD). The loss-only
     /// engine does this itself; with the other engines, call it after the step with the losses
     /// re-evaluated on the same batch — or don't, and the next step's losses are used. On error
     /// the method's state is unchanged.

@@ -205,6 +205,19 @@ fn methods() -> Vec<(&'static str, Factory, Accuracy)> {
             |_| "graddrop:seed=3".parse().unwrap(),
             Accuracy::Stable,
         ),
+        // CR-MOGM's first step is its inner method's (fresh instance per case).
+        ("cr_mogm", |_| "cr_mogm".parse().unwrap(), Accuracy::Stable),
+        ("pcd", |_| "pcd".parse().unwrap(), Accuracy::Stable),
+        (
+            "pcd_tau0",
+            |_| "pcd:tau=0".parse().unwrap(),
+            Accuracy::Stable,
+        ),
+        (
+            "cr_mogm_upgrad",
+            |_| "cr_mogm:inner=upgrad,alpha=0.5".parse().unwrap(),
+            Accuracy::Stable,
+        ),
     ]
 }
 
@@ -440,9 +453,9 @@ fn every_gram_method_of_the_registry_is_in_the_harness() {
     let covered: Vec<&str> = methods().iter().map(|(_, f, _)| f(2).name()).collect();
     let mut missing = Vec::new();
     for m in Method::all_defaults() {
-        let loss_only = !m.requires_gram();
-        // DB-MTL combines a moving average of log-loss gradients, not a Gram weighting.
-        if !loss_only && !covered.contains(&m.name()) && m.name() != "db_mtl" {
+        let loss_only = !m.inputs().gram;
+        // DB-MTL and MoCo combine a moving average kept on the device, not this step's rows.
+        if !loss_only && !covered.contains(&m.name()) && !["db_mtl", "moco"].contains(&m.name()) {
             missing.push(m.name());
         }
     }

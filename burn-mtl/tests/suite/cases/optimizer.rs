@@ -377,6 +377,8 @@ fn save_load_continue_is_identical() {
         "gradvac:seed=3",
         "nash_mtl",
         "random:seed=2",
+        "cr_mogm:inner=pcgrad,inner.seed=5,alpha=0.7",
+        "pcd",
     ] {
         save_load_continue(spec, false);
     }
@@ -859,6 +861,8 @@ fn loss_based_methods_resume_identically() {
         "stch:warmup=1,nadir=2",
         "gls",
         "si",
+        "cosmos:pref=dirichlet,seed=4",
+        "pbi:pref=dirichlet,alpha=2,seed=1",
     ] {
         save_load_continue(spec, true);
     }
@@ -889,7 +893,7 @@ fn column_wise_rules_and_moving_average_match_the_host_reference() {
     use burn_mtl::linalg::{Matrix, norm};
     use burn_mtl::method::{History, WeightingInput, combine_rows};
     let tasks = 4;
-    for spec in ["trimmed_mean", "graddrop:seed=4", "db_mtl:beta=0.5"] {
+    for spec in ["trimmed_mean", "graddrop:seed=4", "db_mtl:beta=0.5", "moco"] {
         let m = model(tasks, 30);
         let mut optim = MultiTaskOptimizerConfig::new()
             .with_method(spec.parse().unwrap())
@@ -950,14 +954,14 @@ fn column_wise_rules_and_moving_average_match_the_host_reference() {
 
 fn column_wise_and_moving_average_methods_resume_and_clip() {
     // DB-MTL's device buffer goes into the record; GradDrop's RNG is in the method state.
-    for spec in ["db_mtl", "graddrop:seed=9", "trimmed_mean"] {
+    for spec in ["db_mtl", "moco", "graddrop:seed=9", "trimmed_mean"] {
         save_load_continue(spec, false);
     }
     // Clipping applies to the update actually built (measured on the device for GradDrop).
     let tasks = 3;
     let m = model(tasks, 40);
     let b = batch(tasks, 41);
-    for spec in ["graddrop:seed=1", "db_mtl", "trimmed_mean"] {
+    for spec in ["graddrop:seed=1", "db_mtl", "moco", "trimmed_mean"] {
         let (moved, r) = clipped_sgd_step(spec, 1e-3, 0.5, &m, &b, tasks);
         assert!(r.clip_scale.unwrap() < 1.0, "{spec}");
         assert!(
