@@ -18,7 +18,8 @@ impl<B: AutodiffBackend, O, W: Weighting> MultiTaskOptimizer<B, O, W> {
     /// - A gradient-based method ([`Inputs::gram`](crate::method::Inputs::gram)) gets the **parameter
     ///   engine**: `losses(module, &[k])` and its backward for each task `k` (Burn cannot
     ///   back-propagate twice through one graph), then [`Self::step`].
-    /// - A loss-based method (FAMO, MARIGOLD, ...) gets the **loss-only engine**
+    /// - A loss-based method (FAMO, MARIGOLD, ...), and one whose weights need neither
+    ///   gradients nor losses (mean, sum, linear, RLW), gets the **loss-only engine**
     ///   ([`Self::step_loss_only`]): `losses(module, &[0, 1, …, K−1])` once, one backward of
     ///   `Σ_k w_k L_k`, and one more forward after the step if the method wants the losses
     ///   after it.

@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{MethodSpec, Properties, Weighting, WeightingInput, Weights, check_input};
+use super::{Inputs, MethodSpec, Properties, Weighting, WeightingInput, Weights, check_input};
 use crate::error::MtlError;
 
 /// Fixed weights `λ` chosen by the user (linear scalarisation, "LS" in the MTL literature):
@@ -63,6 +63,14 @@ impl Weighting for Linear {
         }
         Ok(Weights::new(self.weights.clone()))
     }
+    /// The weights do not depend on the gradients: no Gram matrix is needed, so
+    /// [`step_auto`](crate::MultiTaskOptimizer::step_auto) runs one backward of the weighted
+    /// loss sum (the loss-only engine). The gradient engines still compute the Gram matrix
+    /// for their report.
+    fn inputs(&self) -> Inputs {
+        Inputs::NONE
+    }
+
     fn properties(&self) -> Properties {
         Properties {
             permutation_invariant: false,

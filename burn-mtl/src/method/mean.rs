@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{Properties, Weighting, WeightingInput, Weights, check_input};
+use super::{Inputs, Properties, Weighting, WeightingInput, Weights, check_input};
 use crate::error::MtlError;
 
 /// Equal weights `1/K`: the average of the task gradients, i.e. the gradient of the mean loss.
@@ -25,6 +25,14 @@ impl Weighting for Mean {
         let k = check_input(input)?;
         Ok(Weights::new(vec![1.0 / k as f64; k]))
     }
+    /// The weights do not depend on the gradients: no Gram matrix is needed, so
+    /// [`step_auto`](crate::MultiTaskOptimizer::step_auto) runs one backward of the weighted
+    /// loss sum (the loss-only engine). The gradient engines still compute the Gram matrix
+    /// for their report.
+    fn inputs(&self) -> Inputs {
+        Inputs::NONE
+    }
+
     fn properties(&self) -> Properties {
         Properties {
             permutation_invariant: true,
