@@ -169,6 +169,25 @@ pub struct History {
     pub cross: Matrix,
 }
 
+/// The buffer Gram data a method with [`TaskState::MovingAverage`](super::TaskState) reads:
+/// `input.history`, or zeros at the method's first step (no buffer yet). A later step without
+/// it is refused: the engines provide it, a hand-made input must
+/// ([`WeightingInput::with_history`](super::WeightingInput::with_history)).
+pub(crate) fn history_or_zeros<'a>(
+    input: &super::WeightingInput<'a>,
+    first_step: bool,
+    method: &str,
+) -> Result<std::borrow::Cow<'a, History>, MtlError> {
+    match input.history {
+        Some(h) => Ok(std::borrow::Cow::Borrowed(h)),
+        None if first_step => Ok(std::borrow::Cow::Owned(History::zeros(input.num_tasks()))),
+        None => Err(MtlError::InvalidConfig(format!(
+            "{method}: after the first step it needs the Gram data of its task-state buffer \
+             (WeightingInput::with_history; the optimizer provides it)"
+        ))),
+    }
+}
+
 impl History {
     /// An empty (all-zero) buffer's data for K tasks: the first step.
     pub fn zeros(k: usize) -> Self {

@@ -139,16 +139,7 @@ impl Weighting for Cosmos {
         let losses = input
             .losses
             .ok_or(MtlError::MissingLosses { method: "cosmos" })?;
-        let shifted: Vec<f64> = match &self.min_losses {
-            Some(z) if z.len() != k => {
-                return Err(MtlError::TaskCount {
-                    expected: z.len(),
-                    got: k,
-                });
-            }
-            Some(z) => losses.iter().zip(z).map(|(l, z)| l - z).collect(),
-            None => losses.to_vec(),
-        };
+        let shifted = super::gls::shifted(losses, self.min_losses.as_deref())?;
         let r = self.pref.next("cosmos", k)?;
         Ok(Weights::new(cosmos_weights(&r, &shifted, self.lambda)))
     }

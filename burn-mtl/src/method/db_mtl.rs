@@ -3,7 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::combination::{Combination, History};
+use super::combination::Combination;
 use super::{Inputs, MethodSpec, Properties, TaskState, Weighting, WeightingInput, Weights, check_input};
 use crate::error::MtlError;
 
@@ -120,21 +120,7 @@ impl Weighting for DbMtl {
             .ok_or(MtlError::MissingLosses { method: "db_mtl" })?;
         let shifted =
             super::gls::shifted_positive("db_mtl", losses, self.min_losses.as_deref(), LOG_EPS)?;
-        let zeros;
-        let history = match input.history {
-            Some(h) => h,
-            None if self.step == 0 => {
-                zeros = History::zeros(k);
-                &zeros
-            }
-            None => {
-                return Err(MtlError::InvalidConfig(
-                    "db_mtl: after the first step it needs the Gram data of its moving-average \
-                     buffer (WeightingInput::with_history; the optimizer provides it)"
-                        .into(),
-                ));
-            }
-        };
+        let history = super::combination::history_or_zeros(input, self.step == 0, "db_mtl")?;
         let t = self.step + 1;
         let decay = self.beta / (t as f64).powf(self.beta_sigma);
         let scale: Vec<f64> = shifted.iter().map(|&l| (1.0 - decay) / l).collect();

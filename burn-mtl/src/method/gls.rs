@@ -60,6 +60,19 @@ fn log_mean(d: &[f64]) -> f64 {
     d.iter().map(|v| v.ln()).sum::<f64>() / d.len() as f64
 }
 
+/// `L − L*` for a loss floor `L*` of K entries (`None`: the losses themselves), for the
+/// methods that scale or angle the losses without taking logarithms (COSMOS, PBI, MoCo).
+pub(crate) fn shifted(losses: &[f64], floor: Option<&[f64]>) -> Result<Vec<f64>, MtlError> {
+    match floor {
+        Some(z) if z.len() != losses.len() => Err(MtlError::TaskCount {
+            expected: z.len(),
+            got: losses.len(),
+        }),
+        Some(z) => Ok(losses.iter().zip(z).map(|(l, z)| l - z).collect()),
+        None => Ok(losses.to_vec()),
+    }
+}
+
 /// `L_k − L*_k + eps`, which must be positive (the loss-based methods that take logarithms:
 /// GLS, SI, STCH). `L*` missing or shorter than K counts as zero.
 pub(crate) fn shifted_positive(

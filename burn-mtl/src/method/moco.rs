@@ -4,7 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::combination::{Combination, History};
+use super::combination::Combination;
 use super::{
     Inputs, MethodSpec, Properties, TaskState, Weighting, WeightingInput, Weights, check_input,
 };
@@ -146,31 +146,8 @@ impl Weighting for Moco {
                 got: k,
             });
         }
-        let shifted: Vec<f64> = match &self.min_losses {
-            Some(z) if z.len() != k => {
-                return Err(MtlError::TaskCount {
-                    expected: z.len(),
-                    got: k,
-                });
-            }
-            Some(z) => losses.iter().zip(z).map(|(l, z)| l - z).collect(),
-            None => losses.to_vec(),
-        };
-        let zeros;
-        let history = match input.history {
-            Some(h) => h,
-            None if self.step == 0 => {
-                zeros = History::zeros(k);
-                &zeros
-            }
-            None => {
-                return Err(MtlError::InvalidConfig(
-                    "moco: after the first step it needs the Gram data of its tracking \
-                     buffer (WeightingInput::with_history; the optimizer provides it)"
-                        .into(),
-                ));
-            }
-        };
+        let shifted = super::gls::shifted(losses, self.min_losses.as_deref())?;
+        let history = super::combination::history_or_zeros(input, self.step == 0, "moco")?;
         let t = (self.step + 1) as f64;
         let beta_t = self.beta / t.powf(self.beta_sigma);
         let gamma_t = self.gamma / t.powf(self.gamma_sigma);
@@ -248,6 +225,7 @@ impl super::Registered for Moco {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::method::History;
     use crate::linalg::Matrix;
     use crate::method::combine_rows;
 

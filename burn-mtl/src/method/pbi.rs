@@ -130,16 +130,7 @@ impl Weighting for Pbi {
         let losses = input
             .losses
             .ok_or(MtlError::MissingLosses { method: "pbi" })?;
-        let f: Vec<f64> = match &self.reference {
-            Some(z) if z.len() != k => {
-                return Err(MtlError::TaskCount {
-                    expected: z.len(),
-                    got: k,
-                });
-            }
-            Some(z) => losses.iter().zip(z).map(|(l, z)| l - z).collect(),
-            None => losses.to_vec(),
-        };
+        let f = super::gls::shifted(losses, self.reference.as_deref())?;
         let r = self.pref.next("pbi", k)?;
         Ok(Weights::new(pbi_weights(&r, &f, self.theta)))
     }
