@@ -22,7 +22,7 @@ const NORM_EPS: f64 = 1e-8;
 ///
 /// The buffer `B` is one `[K, n]` tensor per shared parameter, kept on the device by the
 /// optimizer ([`Combination::MovingAverage`]) and saved in its record; this method only sees
-/// its Gram data ([`History`]: `BBᵀ` and `BGᵀ`, accumulated with the step's Gram matrix, so no
+/// its Gram data ([`History`](super::History): `BBᵀ` and `BGᵀ`, accumulated with the step's Gram matrix, so no
 /// extra device synchronisation), from which it computes `‖B'_k‖` exactly on the host. The
 /// weights it reports are the `α_k` (on the buffer, not on this step's gradients).
 ///
