@@ -1019,7 +1019,40 @@ fn rejected_step_keeps_the_moving_average() {
     );
 }
 
+/// A method that declares the losses (`Inputs::losses`) is refused by a step given none, by
+/// the shared pipeline, with the model, the method state and the step count unchanged — and
+/// the same step with the losses then succeeds.
+fn declared_losses_are_required_before_any_work() {
+    let tasks = 3;
+    let m = model(tasks, 70);
+    let b = batch(tasks, 71);
+    for spec in ["db_mtl", "moco", "gradnorm"] {
+        let method: Method = spec.parse().unwrap();
+        assert!(method.inputs().losses, "{spec}");
+        let mut optim = MultiTaskOptimizerConfig::new()
+            .with_method(method.clone())
+            .init::<B, _>(SgdConfig::new().init::<B, Net<B>>());
+        let (grads, losses) = TaskGradients::per_task(&m, tasks, |m, k| m.task_loss(&b, k))
+            .into_parts();
+        assert!(losses.is_some());
+        let err = optim
+            .step(1e-2, m.clone(), TaskGradients::new(grads))
+            .unwrap_err();
+        assert!(
+            matches!(err.error, MtlError::MissingLosses { method } if method == spec),
+            "{spec}: {}",
+            err.error
+        );
+        assert_eq!(params(&err.module), params(&m), "{spec}");
+        assert_eq!(optim.steps(), 0, "{spec}");
+        assert_eq!(optim.method(), &method, "{spec}");
+        let tg = TaskGradients::per_task(&m, tasks, |m, k| m.task_loss(&b, k));
+        assert!(optim.step(1e-2, m.clone(), tg).is_ok(), "{spec}");
+    }
+}
+
 backend_tests!(
+    declared_losses_are_required_before_any_work,
     parameter_engine_equals_direct_backward_per_task,
     combined_update_is_the_gradient_of_the_weighted_loss,
     sgd_step_is_theta_minus_lr_times_the_update,
