@@ -99,11 +99,6 @@ impl Cosmos {
         let mut m = Self::new(spec.get_f64("lambda")?.unwrap_or(1.0), Preference::Uniform)
             .map_err(|e| spec.error(e.to_string()))?;
         m.min_losses = spec.get_f64_list("min_losses")?;
-        if let Some(l) = &m.min_losses
-            && l.iter().any(|v| !v.is_finite())
-        {
-            return Err(spec.error("`min_losses` must be finite"));
-        }
         m.pref = PreferenceSource::from_spec(spec)?;
         Ok(m)
     }

@@ -3,8 +3,8 @@
 
 use std::collections::VecDeque;
 
-use rand::SeedableRng;
 use rand::seq::SliceRandom;
+use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 use crate::error::MtlError;
@@ -16,6 +16,14 @@ use crate::error::MtlError;
 pub(super) struct Draws<T> {
     pub(super) rng: Box<ChaCha8Rng>,
     pub(super) replay: VecDeque<T>,
+}
+
+/// A standard normal draw (Box–Muller on two uniforms; RLW's logits, the Gamma draws of a
+/// Dirichlet preference).
+pub(super) fn normal(rng: &mut ChaCha8Rng) -> f64 {
+    let u1: f64 = 1.0 - rng.random::<f64>(); // (0, 1]
+    let u2: f64 = rng.random();
+    (-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos()
 }
 
 impl<T> Draws<T> {

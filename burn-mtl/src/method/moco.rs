@@ -121,11 +121,6 @@ impl Moco {
         )
         .map_err(|e| spec.error(e.to_string()))?;
         m.min_losses = spec.get_f64_list("min_losses")?;
-        if let Some(l) = &m.min_losses
-            && l.iter().any(|v| !v.is_finite())
-        {
-            return Err(spec.error("`min_losses` must be finite"));
-        }
         Ok(m)
     }
 }
@@ -280,7 +275,13 @@ mod tests {
         assert_eq!(m, before);
         let json = serde_json::to_string(&m).unwrap();
         assert_eq!(serde_json::from_str::<Moco>(&json).unwrap(), m);
-        for bad in ["moco:beta=0", "moco:gamma=-1", "moco:rho=nan", "moco:x=1"] {
+        for bad in [
+            "moco:beta=0",
+            "moco:gamma=-1",
+            "moco:rho=nan",
+            "moco:min_losses=1/nan",
+            "moco:x=1",
+        ] {
             assert!(bad.parse::<super::super::Method>().is_err(), "{bad}");
         }
     }

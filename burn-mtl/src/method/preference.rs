@@ -10,7 +10,7 @@ use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
 use super::MethodSpec;
-use super::draws::Draws;
+use super::draws::{Draws, normal};
 use crate::error::MtlError;
 
 /// Where the preference vector of a step comes from when none is queued.
@@ -207,13 +207,6 @@ fn gamma(rng: &mut ChaCha8Rng, alpha: f64) -> f64 {
             return d * v;
         }
     }
-}
-
-/// A standard normal draw (Box–Muller).
-fn normal(rng: &mut ChaCha8Rng) -> f64 {
-    let u1: f64 = 1.0 - rng.random::<f64>();
-    let u2: f64 = rng.random();
-    (-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos()
 }
 
 #[cfg(test)]

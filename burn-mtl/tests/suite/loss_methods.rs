@@ -248,6 +248,7 @@ fn specs_parse_and_round_trip_through_serde() {
         "gls:eps=1",
         "si:eps=-1",
         "cosmos:pref=dirichlet,alpha=0",
+        "cosmos:min_losses=nan/1/1",
         "pbi:pref=0/0/0",
     ] {
         assert!(bad.parse::<Method>().is_err(), "{bad}");
